@@ -1,0 +1,76 @@
+"""Guards for every test: no leaked child processes and no leaked file descriptors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.wait import wait_until
+
+
+def _children() -> set[int]:
+    """Live (non-zombie) descendants of this process, found through /proc."""
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {me}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    before = _children()
+    yield
+    try:
+        wait_until(lambda: not (_children() - before), "the test's child processes to exit", 5)
+    except AssertionError:
+        leaked = _children() - before
+        for pid in leaked:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        pytest.fail(f"test leaked child processes: {sorted(leaked)}")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_fds() -> Iterator[None]:
+    before = _open_fds()
+    yield
+    leaked = _open_fds() - before
+    if leaked:
+        # Descriptors can be closed a moment late by garbage collection; give it a chance.
+        import gc
+
+        gc.collect()
+        leaked = _open_fds() - before
+    if leaked:
+        targets = {}
+        for fd in leaked:
+            try:
+                targets[fd] = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+        if targets:
+            pytest.fail(f"test leaked file descriptors: {targets}")

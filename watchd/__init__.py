@@ -1,0 +1,3 @@
+"""watchd: a file-watch supervisor daemon."""
+
+__version__ = "0.1.0"

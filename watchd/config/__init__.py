@@ -1,0 +1,1 @@
+"""Configuration: the model, the YAML loader with precise errors, and config diffs."""

@@ -1,0 +1,64 @@
+"""The watcher interface every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from watchd.watch.filters import PathFilter
+
+
+class ChangeKind(str, Enum):
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    # Events were lost (IN_Q_OVERFLOW): anything under ``path`` (a root) may have changed.
+    OVERFLOW = "overflow"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    path: str  # absolute
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """What one subscriber wants to hear about.
+
+    A root may be a directory (watched recursively), a file, or a path that does not
+    exist yet (watched from its nearest existing parent until it appears). The filter
+    sees paths relative to their root, in POSIX form.
+    """
+
+    roots: tuple[Path, ...]
+    filter: PathFilter
+    poll_interval: float = 1.0  # used by the poll backend only
+
+
+# Called on the event loop with a non-empty batch of changes.
+OnChanges = Callable[[Sequence[Change]], None]
+
+
+class Subscription(Protocol):
+    @property
+    def backend(self) -> str:
+        """``"inotify"``, ``"poll"``, or ``"poll (why inotify could not serve)"``."""
+
+    def watched_paths(self) -> int:
+        """How many paths this subscription currently watches (directories for inotify,
+        files and directories for poll)."""
+
+    async def close(self) -> None:
+        """Stop delivering changes and release the watches."""
+
+
+class Watcher(Protocol):
+    async def subscribe(self, spec: WatchSpec, on_changes: OnChanges) -> Subscription:
+        """Arm the watches for *spec*; return only once they are armed."""
+
+    async def close(self) -> None:
+        """Release everything; subscriptions stop delivering."""
