@@ -1,0 +1,1 @@
+"""Supervision: the job state machine (pure) and the process driver around it."""
