@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +49,8 @@ def no_leaked_processes() -> Iterator[None]:
     except AssertionError:
         leaked = _children() - before
         for pid in leaked:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
         pytest.fail(f"test leaked child processes: {sorted(leaked)}")
 
 
@@ -61,8 +61,6 @@ def no_leaked_fds() -> Iterator[None]:
     leaked = _open_fds() - before
     if leaked:
         # Descriptors can be closed a moment late by garbage collection; give it a chance.
-        import gc
-
         gc.collect()
         leaked = _open_fds() - before
     if leaked:

@@ -33,6 +33,9 @@ class Driver:
         self.builds = 0
         self.spawn_error: str | None = None
 
+    def state(self) -> State:
+        return self.job.state
+
     def send(self, event: ev.Input) -> None:
         queue = list(self.job.handle(event, self.now))
         while queue:
@@ -80,7 +83,7 @@ class Driver:
 def started(config: JobConfig = BASE) -> Driver:
     driver = Driver(config)
     driver.send(ev.Start("config", "job added"))
-    assert driver.job.state is State.RUNNING
+    assert driver.state() is State.RUNNING
     return driver
 
 
@@ -98,11 +101,11 @@ def test_change_restarts_after_quiet_window_and_new_child_waits_for_old() -> Non
     assert driver.stops == 0, "acted before the quiet window passed"
     driver.advance(0.1)
     assert driver.stops == 1
-    assert driver.job.state is State.STOPPING
+    assert driver.state() is State.STOPPING
     assert driver.spawns == 1, "new child spawned before the old one was gone"
     driver.child_exits(-15)
     assert driver.spawns == 2
-    assert driver.job.state is State.RUNNING
+    assert driver.state() is State.RUNNING
     assert driver.job.restarts == 1
     trigger = driver.job.last_trigger
     assert trigger is not None and trigger.kind == "change"
@@ -134,7 +137,7 @@ def test_changes_during_a_restart_queue_exactly_one_more() -> None:
     driver = started()
     driver.send(ev.ChangeSeen("/a.py"))
     driver.advance(0.2)
-    assert driver.job.state is State.STOPPING
+    assert driver.state() is State.STOPPING
     for _ in range(3):
         driver.send(ev.ChangeSeen("/b.py"))
         driver.advance(0.2)
@@ -151,7 +154,7 @@ def test_restart_me_exit_restarts_at_once_and_is_not_a_failure() -> None:
     driver = started()
     for _ in range(8):
         driver.child_exits(3)
-        assert driver.job.state is State.RUNNING
+        assert driver.state() is State.RUNNING
     assert driver.spawns == 9
     assert not driver.timers, "a restart-me exit must not back off"
     last = driver.job.last_trigger
@@ -162,7 +165,7 @@ def test_tight_restart_me_loop_is_treated_as_failing() -> None:
     driver = started()
     for _ in range(11):
         driver.child_exits(3)
-    assert driver.job.state is State.BACKOFF
+    assert driver.state() is State.BACKOFF
 
 
 def test_crash_backs_off_exponentially_then_fails_at_start_limit() -> None:
@@ -170,13 +173,13 @@ def test_crash_backs_off_exponentially_then_fails_at_start_limit() -> None:
     delays = []
     for _ in range(4):
         driver.child_exits(1)
-        assert driver.job.state is State.BACKOFF
+        assert driver.state() is State.BACKOFF
         delays.append(driver.timers[ev.Timer.BACKOFF] - driver.now)
         driver.advance(delays[-1])
-        assert driver.job.state is State.RUNNING
+        assert driver.state() is State.RUNNING
     assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8])
     driver.child_exits(1)
-    assert driver.job.state is State.FAILED
+    assert driver.state() is State.FAILED
     assert not driver.timers
 
 
@@ -202,10 +205,10 @@ def test_backoff_resets_after_the_child_stays_up() -> None:
 def test_file_change_wakes_a_failed_job_at_once() -> None:
     driver = started(replace(BASE, start_limit_burst=1))
     driver.child_exits(1)
-    assert driver.job.state is State.FAILED
+    assert driver.state() is State.FAILED
     driver.send(ev.ChangeSeen("/srv/app/fix.py"))
     driver.advance(0.2)
-    assert driver.job.state is State.RUNNING
+    assert driver.state() is State.RUNNING
 
 
 def test_file_change_during_backoff_restarts_at_once_and_resets_backoff() -> None:
@@ -214,10 +217,10 @@ def test_file_change_during_backoff_restarts_at_once_and_resets_backoff() -> Non
         driver.child_exits(1)
         driver.advance(driver.timers[ev.Timer.BACKOFF] - driver.now)
     driver.child_exits(1)
-    assert driver.job.state is State.BACKOFF
+    assert driver.state() is State.BACKOFF
     driver.send(ev.ChangeSeen("/srv/app/fix.py"))
     driver.advance(0.1)
-    assert driver.job.state is State.RUNNING
+    assert driver.state() is State.RUNNING
     assert ev.Timer.BACKOFF not in driver.timers
     driver.child_exits(1)
     assert driver.timers[ev.Timer.BACKOFF] - driver.now == pytest.approx(0.1)
@@ -226,21 +229,21 @@ def test_file_change_during_backoff_restarts_at_once_and_resets_backoff() -> Non
 def test_clean_exit_stays_down_under_on_failure() -> None:
     driver = started()
     driver.child_exits(0)
-    assert driver.job.state is State.EXITED
+    assert driver.state() is State.EXITED
 
 
 def test_always_restarts_a_clean_exit() -> None:
     driver = started(replace(BASE, restart=RestartPolicy.ALWAYS))
     driver.child_exits(0)
-    assert driver.job.state is State.BACKOFF
+    assert driver.state() is State.BACKOFF
     driver.advance(1)
-    assert driver.job.state is State.RUNNING
+    assert driver.state() is State.RUNNING
 
 
 def test_never_leaves_a_crashed_child_down() -> None:
     driver = started(replace(BASE, restart=RestartPolicy.NEVER))
     driver.child_exits(2)
-    assert driver.job.state is State.EXITED
+    assert driver.state() is State.EXITED
 
 
 def test_signal_on_change_sends_the_signal_and_keeps_the_child() -> None:
@@ -265,7 +268,7 @@ def test_failed_before_restart_keeps_the_old_child() -> None:
     driver.advance(1)
     assert driver.builds == 1 and driver.stops == 0
     driver.send(ev.BeforeRestartDone(False, "exit status 2"))
-    assert driver.job.state is State.RUNNING and driver.stops == 0
+    assert driver.state() is State.RUNNING and driver.stops == 0
     driver.send(ev.ChangeSeen("/a.c"))
     driver.advance(1)
     driver.send(ev.BeforeRestartDone(True, "exit status 0"))
@@ -275,20 +278,20 @@ def test_failed_before_restart_keeps_the_old_child() -> None:
 def test_stop_stops_and_a_change_does_not_start_a_stopped_job() -> None:
     driver = started()
     driver.send(ev.Stop())
-    assert driver.job.state is State.STOPPING
+    assert driver.state() is State.STOPPING
     driver.child_exits(-15)
-    assert driver.job.state is State.STOPPED
+    assert driver.state() is State.STOPPED
     assert driver.job.pid is None
     driver.send(ev.ChangeSeen("/a.py"))
     driver.advance(1)
-    assert driver.job.state is State.STOPPED and driver.spawns == 1
+    assert driver.state() is State.STOPPED and driver.spawns == 1
 
 
 def test_manual_restart_of_a_failed_job_starts_it() -> None:
     driver = started(replace(BASE, start_limit_burst=1))
     driver.child_exits(1)
     driver.send(ev.Restart())
-    assert driver.job.state is State.RUNNING
+    assert driver.state() is State.RUNNING
     trigger = driver.job.last_trigger
     assert trigger is not None and trigger.kind == "manual"
 
@@ -297,9 +300,9 @@ def test_spawn_failure_counts_as_a_failure() -> None:
     driver = Driver(replace(BASE, start_limit_burst=2))
     driver.spawn_error = "No such file or directory: 'nope'"
     driver.send(ev.Start())
-    assert driver.job.state is State.BACKOFF
+    assert driver.state() is State.BACKOFF
     driver.advance(1)
-    assert driver.job.state is State.FAILED
+    assert driver.state() is State.FAILED
 
 
 def test_illegal_transition_raises() -> None:

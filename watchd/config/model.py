@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     AUTO = "auto"
     INOTIFY = "inotify"
     POLL = "poll"
 
 
-class RestartPolicy(str, Enum):
+class RestartPolicy(StrEnum):
     ON_FAILURE = "on-failure"
     ALWAYS = "always"
     NEVER = "never"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # ---- inputs -------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ class BeforeRestartDone:
     detail: str
 
 
-class Timer(str, Enum):
+class Timer(StrEnum):
     DEBOUNCE = "debounce"
     BACKOFF = "backoff"
 
@@ -65,7 +65,14 @@ class TimerFired:
 
 
 Input = (
-    Start | Stop | Restart | ChangeSeen | Spawned | SpawnFailed | Exited | BeforeRestartDone
+    Start
+    | Stop
+    | Restart
+    | ChangeSeen
+    | Spawned
+    | SpawnFailed
+    | Exited
+    | BeforeRestartDone
     | TimerFired
 )
 

@@ -77,6 +77,21 @@ class Job:
                 return self._on_before_restart_done(event.ok, event.detail)
         raise TypeError(f"unknown input {event!r}")
 
+    @property
+    def failures(self) -> int:
+        """Failures within the current start-limit window."""
+        return len(self._failures)
+
+    @property
+    def settled(self) -> bool:
+        """Running, with no change waiting out its debounce and no restart queued."""
+        return (
+            self.state is State.RUNNING
+            and not self._debouncer.pending
+            and self._queued_change is None
+            and not (self._building or self._restart_queued)
+        )
+
     def uptime(self, now: float) -> float | None:
         return None if self.started_at is None else now - self.started_at
 

@@ -6,10 +6,10 @@ This table is the documentation: a transition that is not listed raises
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     STARTING = "starting"  # spawn requested; no child yet
     RUNNING = "running"  # a child runs
     STOPPING = "stopping"  # the child (and its group) was asked to stop; waiting for it

@@ -1,0 +1,116 @@
+"""A real watchd process under test, and the record a test child writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers.wait import DEFAULT_TIMEOUT, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+CHILD = str(REPO / "tests" / "helpers" / "child.py")
+
+
+def child_command(record: Path, *options: str) -> list[str]:
+    return [sys.executable, CHILD, str(record), *options]
+
+
+class Record:
+    """The lines a test child appended: ``start``, ``signal``, ``exit``, ``grandchild``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def events(self, kind: str | None = None) -> list[list[str]]:
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        rows = [line.split() for line in lines if line.strip()]
+        return [row for row in rows if kind is None or row[0] == kind]
+
+    def starts(self) -> list[int]:
+        return [int(row[1]) for row in self.events("start")]
+
+    def wait_starts(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> list[int]:
+        wait_until(lambda: len(self.starts()) >= count, f"{count} child starts", timeout)
+        return self.starts()
+
+
+class Daemon:
+    """``watchd run -c <tmp>/watchd.yaml`` as a real process."""
+
+    def __init__(self, directory: Path, main: dict[str, Any] | None = None) -> None:
+        self.directory = directory
+        self.config_path = directory / "watchd.yaml"
+        self.jobs_dir = directory / "jobs.d"
+        self.jobs_dir.mkdir(exist_ok=True)
+        self.log_path = directory / "watchd.log"
+        settings: dict[str, Any] = {"log_level": "debug", "jobs_dir": "jobs.d"}
+        settings.update(main or {})
+        self.config_path.write_text(yaml.safe_dump(settings))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def write_jobs(self, filename: str, jobs: dict[str, Any]) -> Path:
+        path = self.jobs_dir / filename
+        path.write_text(yaml.safe_dump({"jobs": jobs}, sort_keys=False))
+        return path
+
+    def start(self, wait_ready: bool = True) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "watchd", "run", "-c", str(self.config_path)],
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+        if wait_ready:
+            self.wait_log("ready:")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text: str, timeout: float = DEFAULT_TIMEOUT, count: int = 1) -> None:
+        def seen() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"watchd exited early; its log:\n{self.log()}")
+            return self.log().count(text) >= count
+
+        try:
+            wait_until(seen, f"{text!r} in watchd's log", timeout)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- watchd log ---\n{self.log()}") from None
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, and wait; return the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"watchd did not stop; its log:\n{self.log()}") from None
+
+
+@contextmanager
+def running_daemon(directory: Path, main: dict[str, Any] | None = None) -> Iterator[Daemon]:
+    daemon = Daemon(directory, main)
+    try:
+        yield daemon
+    finally:
+        if daemon.process is not None and daemon.process.poll() is None:
+            daemon.stop()

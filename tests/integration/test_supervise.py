@@ -1,0 +1,300 @@
+"""What a user sees of supervision: restarts on change, exit 3, backoff, stop, process trees."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.daemon import Record, child_command
+from tests.helpers.wait import async_wait_until
+from tests.integration.conftest import daemon_running
+from watchd.daemon import Daemon
+from watchd.supervise.states import State
+
+
+def job(record: Path, watched: Path | None, *options: str, **settings: Any) -> dict[str, Any]:
+    definition: dict[str, Any] = {"command": child_command(record, *options)}
+    if watched is not None:
+        definition["watch"] = {"paths": [str(watched)], **settings.pop("watch", {})}
+    definition.update(settings)
+    return definition
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def starts(record: Record, count: int) -> list[int]:
+    await async_wait_until(lambda: len(record.starts()) >= count, f"{count} child starts")
+    return record.starts()
+
+
+def state_of(daemon: Daemon, name: str) -> State:
+    return daemon.runners[name].job.state
+
+
+def test_editing_a_watched_file_restarts_the_child(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("v1")
+    record = Record(tmp_path / "record")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, src)}) as daemon:
+            (first,) = await starts(record, 1)
+            (src / "app.py").write_text("v2")
+            second = (await starts(record, 2))[1]
+            assert second != first
+            assert not alive(first)
+            assert record.events("signal")[0][2] == "SIGTERM"
+            runner = daemon.runners["web"]
+            await async_wait_until(lambda: runner.job.pid == second, "the new pid to be known")
+            trigger = runner.job.last_trigger
+            assert trigger is not None and trigger.kind == "change"
+            assert trigger.detail == str(src / "app.py")
+            assert runner.job.restarts == 1
+
+    asyncio.run(scenario())
+
+
+def test_excluded_and_editor_files_do_not_restart(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+    watch = {"include": ["*.py"], "exclude": ["build/"]}
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, src, watch=watch)}) as daemon:
+            await starts(record, 1)
+            (src / "notes.txt").write_text("not included")
+            (src / "build").mkdir()
+            (src / "build" / "gen.py").write_text("excluded")
+            (src / ".app.py.swp").write_text("vim swap")
+            (src / "app.py~").write_text("backup")
+            (src / "sentinel.py").write_text("included")  # must cause exactly one restart
+            await starts(record, 2)
+            runner = daemon.runners["web"]
+            await async_wait_until(lambda: runner.job.settled, "the job to settle")
+            assert runner.job.restarts == 1
+            trigger = runner.job.last_trigger
+            assert trigger is not None and trigger.detail == str(src / "sentinel.py")
+        assert len(record.starts()) == 2, record.events()
+
+    asyncio.run(scenario())
+
+
+def test_atomic_save_restarts_once(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("v1")
+    record = Record(tmp_path / "record")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, src)}) as daemon:
+            await starts(record, 1)
+            temp = src / ".app.py.tmp123"
+            temp.write_text("v2")
+            os.rename(temp, src / "app.py")
+            await starts(record, 2)
+            runner = daemon.runners["web"]
+            await async_wait_until(lambda: runner.job.settled, "the job to settle")
+            assert runner.job.restarts == 1
+            trigger = runner.job.last_trigger
+            assert trigger is not None and trigger.detail.startswith(str(src / "app.py"))
+        assert len(record.starts()) == 2
+
+    asyncio.run(scenario())
+
+
+def test_file_in_a_brand_new_nested_directory_restarts(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+
+    async def scenario() -> None:
+        async with daemon_running(
+            tmp_path, {"web": job(record.path, src, watch={"include": ["*.py"]})}
+        ) as daemon:
+            await starts(record, 1)
+            nested = src / "a" / "b" / "c"
+            nested.mkdir(parents=True)
+            (nested / "new.py").write_text("x")
+            await starts(record, 2)
+            trigger = daemon.runners["web"].job.last_trigger
+            assert trigger is not None and trigger.detail == str(nested / "new.py")
+
+    asyncio.run(scenario())
+
+
+def test_storm_of_5000_writes_restarts_exactly_once(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    files = [src / f"f{i}.py" for i in range(5000)]
+    for path in files:
+        path.write_text("0")
+    record = Record(tmp_path / "record")
+    # A quiet window wide enough that a noisy machine's pause mid-storm is not "quiet".
+    settings = {"debounce": "1s", "debounce_max": "60s"}
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, src, **settings)}) as daemon:
+            await starts(record, 1)
+            for path in files:
+                path.write_text("1")
+            (src / "sentinel.py").write_text("last")
+            await starts(record, 2)
+            runner = daemon.runners["web"]
+            await async_wait_until(lambda: runner.job.settled, "the job to settle")
+            assert runner.job.restarts == 1
+        assert len(record.starts()) == 2
+
+    asyncio.run(scenario())
+
+
+def test_exit_3_restarts_at_once_and_is_not_a_failure(tmp_path: Path) -> None:
+    record = Record(tmp_path / "record")
+    # Exits 3 five times at 0.1 s spacing: well under the tight-loop limit.
+    definition = job(record.path, None, "--exit", "3", "--after", "0.1")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}) as daemon:
+            await starts(record, 5)
+            runner = daemon.runners["web"]
+            assert runner.job.failures == 0
+            assert runner.job.state in (State.RUNNING, State.STARTING)
+            exits = [int(row[-1]) for row in record.events("exit")]
+            begins = [int(row[-1]) for row in record.events("start")]
+            gaps = [(begins[i + 1] - exits[i]) / 1e9 for i in range(3)]
+            # "At once": no backoff delay (the first backoff step alone would be 0.1 s).
+            assert max(gaps) < 2.0, gaps
+
+    asyncio.run(scenario())
+
+
+def test_crashing_child_backs_off_then_fails(tmp_path: Path) -> None:
+    record = Record(tmp_path / "record")
+    definition = job(
+        record.path,
+        None,
+        "--exit",
+        "1",
+        backoff_initial="50ms",
+        start_limit_burst=3,
+        start_limit_interval="1m",
+    )
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}) as daemon:
+            runner = daemon.runners["web"]
+            await async_wait_until(lambda: runner.job.state is State.FAILED, "failed")
+            assert len(record.starts()) == 3
+            assert runner.job.pid is None
+            exits = [int(row[-1]) for row in record.events("exit")]
+            begins = [int(row[-1]) for row in record.events("start")]
+            gap1, gap2 = (begins[1] - exits[0]) / 1e9, (begins[2] - exits[1]) / 1e9
+            assert gap1 >= 0.05 and gap2 >= 0.1  # exponential backoff
+
+    asyncio.run(scenario())
+
+
+def test_child_ignoring_sigterm_is_killed_after_stop_timeout(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+    definition = job(record.path, src, "--ignore-term", stop_timeout="500ms")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}):
+            (first,) = await starts(record, 1)
+            (src / "x.py").write_text("change")
+            await starts(record, 2)
+            signalled = int(record.events("signal")[0][-1])
+            restarted = int(record.events("start")[1][-1])
+            assert not alive(first)
+            assert (restarted - signalled) / 1e9 >= 0.5, "new child started before the kill"
+
+    asyncio.run(scenario())
+
+
+def test_grandchildren_are_gone_after_restart_and_shutdown(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+    definition = job(record.path, src, "--grandchild", stop_timeout="5s")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}):
+            await starts(record, 1)
+            (src / "x.py").write_text("change")
+            await starts(record, 2)
+            first_grandchild = int(record.events("grandchild")[0][1])
+            assert not alive(first_grandchild)
+        grandchildren = [int(row[1]) for row in record.events("grandchild")]
+        assert len(grandchildren) == 2
+        assert not any(alive(pid) for pid in grandchildren)
+
+    asyncio.run(scenario())
+
+
+def test_poll_backend_sees_create_modify_delete(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("1")
+    record = Record(tmp_path / "record")
+    definition = job(
+        record.path, src, watch={"backend": "poll", "poll_interval": "100ms"}, debounce="10ms"
+    )
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}) as daemon:
+            assert daemon.runners["web"].backend == "poll"
+            await starts(record, 1)
+            (src / "b.py").write_text("new")
+            await starts(record, 2)
+            (src / "a.py").write_text("changed size")
+            await starts(record, 3)
+            (src / "b.py").unlink()
+            await starts(record, 4)
+
+    asyncio.run(scenario())
+
+
+def test_path_missing_at_start_is_picked_up_when_it_appears(tmp_path: Path) -> None:
+    later = tmp_path / "not" / "yet"
+    record = Record(tmp_path / "record")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, later)}):
+            await starts(record, 1)
+            later.mkdir(parents=True)
+            (later / "config.py").write_text("x")
+            await starts(record, 2)
+
+    asyncio.run(scenario())
+
+
+def test_shutdown_stops_every_job_in_parallel(tmp_path: Path) -> None:
+    records = [Record(tmp_path / f"record{i}") for i in range(3)]
+    jobs = {
+        f"job{i}": job(r.path, None, "--ignore-term", stop_timeout="2s")
+        for i, r in enumerate(records)
+    }
+
+    async def scenario() -> float:
+        async with daemon_running(tmp_path, jobs):
+            for r in records:
+                await starts(r, 1)
+            began = time.monotonic()
+        return time.monotonic() - began
+
+    elapsed = asyncio.run(scenario())
+    assert all(not alive(r.starts()[0]) for r in records)
+    # Three 2 s timeouts in parallel (about 2 s), not in a row (6 s).
+    assert elapsed < 5, elapsed

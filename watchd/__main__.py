@@ -1,0 +1,5 @@
+import sys
+
+from watchd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""``watchd run|check``: the daemon's own command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from watchd import __version__
+from watchd.config.loader import load_config
+from watchd.daemon import Daemon
+from watchd.errors import ConfigError
+from watchd.log import setup_logging
+
+DEFAULT_CONFIG = Path("/etc/watchd/watchd.yaml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="watchd", description="Supervise commands and restart them when their files change."
+    )
+    parser.add_argument("--version", action="version", version=f"watchd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("run", "run in the foreground (what the systemd unit runs)"),
+        ("check", "validate the config and job files, start nothing"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            default=Path(os.environ.get("WATCHD_CONFIG", DEFAULT_CONFIG)),
+            help=f"main config file (default: {DEFAULT_CONFIG})",
+        )
+    return parser
+
+
+def check(config_path: Path) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        count = len(error.issues)
+        print(f"{count} error{'s' if count != 1 else ''}; config refused", file=sys.stderr)
+        return 1
+    files = len(config.files)
+    print(f"{config.path}: ok ({len(config.jobs)} jobs in {files} file{'s' if files != 1 else ''})")
+    return 0
+
+
+def run(config_path: Path) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        print("watchd: config refused; not starting", file=sys.stderr)
+        return 1
+    setup_logging(config.log_level)
+    async def serve() -> int:
+        return await Daemon(config).run()
+
+    return asyncio.run(serve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        return check(args.config)
+    return run(args.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

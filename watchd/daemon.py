@@ -1,0 +1,194 @@
+"""The daemon: wires config, watching and supervision together on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from watchd.config.diff import diff_jobs
+from watchd.config.loader import load_config
+from watchd.config.model import Backend, DaemonConfig, JobConfig
+from watchd.errors import ConfigError
+from watchd.log import set_level
+from watchd.supervise.process import OWN_PIDS
+from watchd.supervise.reaper import OrphanReaper, become_subreaper
+from watchd.supervise.runner import JobRunner
+from watchd.supervise.states import State
+from watchd.watch.base import Change, Subscription, WatchSpec
+from watchd.watch.choose import WatchHub
+from watchd.watch.debounce import Debouncer
+from watchd.watch.filters import PathFilter
+
+log = logging.getLogger("watchd")
+
+# Edits to config files are applied after this quiet time (editors write in several steps).
+CONFIG_DEBOUNCE = 0.3
+CONFIG_DEBOUNCE_MAX = 2.0
+
+
+@dataclass
+class Daemon:
+    config: DaemonConfig
+    runners: dict[str, JobRunner] = field(default_factory=dict)
+    config_error: str | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._stop_requested = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._hub = WatchHub()
+        self._config_watch: Subscription | None = None
+        self._config_debouncer = Debouncer(CONFIG_DEBOUNCE, CONFIG_DEBOUNCE_MAX)
+        self._config_timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> int:
+        """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
+        loop = asyncio.get_running_loop()
+        become_subreaper()
+        reaper = OrphanReaper(OWN_PIDS)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            await self._watch_config_files()
+            await self._start_jobs(self.config.jobs)
+            self.ready.set()
+            log.info("ready: %s", self.summary())
+            await self._stop_requested.wait()
+            log.info("stopping %d jobs", len(self.runners))
+        finally:
+            await self._shutdown()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            reaper.close()
+        log.info("stopped")
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def request_reload(self) -> None:
+        self._in_background(self.reload("reload requested"))
+
+    # ---- status ---------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One line: how many jobs are in which state, and how many paths are watched."""
+        counts: dict[str, int] = {}
+        for runner in self.runners.values():
+            counts[runner.job.state.value] = counts.get(runner.job.state.value, 0) + 1
+        states = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+        paths = sum(runner.watched_paths() for runner in self.runners.values())
+        backends = sorted({r.backend for r in self.runners.values() if r.backend})
+        text = f"{len(self.runners)} jobs ({states or 'none'}); {paths:,} paths watched"
+        if backends:
+            text += f" ({', '.join(backends)})"
+        if self.config_error:
+            text += "; config error: " + self.config_error.splitlines()[0]
+        return text
+
+    # ---- config ---------------------------------------------------------------------
+
+    async def reload(self, why: str) -> bool:
+        """Re-read the config and apply the difference; a broken config changes nothing."""
+        async with self._reload_lock:
+            try:
+                new = await asyncio.to_thread(load_config, self.config.path)
+            except ConfigError as error:
+                self.config_error = str(error)
+                log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)
+                return False
+            diff = diff_jobs(self.config, new)
+            self.config_error = None
+            set_level(new.log_level)
+            old_files = (self.config.files, self.config.jobs_dir)
+            self.config = new
+            if (new.files, new.jobs_dir) != old_files:
+                await self._watch_config_files()
+            if not (diff.added or diff.removed or diff.changed):
+                log.info("%s: no job changed", why)
+                return True
+            log.info(
+                "%s: %d added, %d removed, %d changed, %d unchanged",
+                why,
+                len(diff.added),
+                len(diff.removed),
+                len(diff.changed),
+                len(diff.unchanged),
+            )
+            await asyncio.gather(
+                self._stop_jobs(diff.removed, "removed from the config"),
+                self._stop_jobs([job.name for job in diff.changed], "definition changed"),
+            )
+            await self._start_jobs([*diff.changed, *diff.added], detail="config changed")
+            for job in diff.unchanged:
+                self.runners[job.name].config = job  # same definition, maybe a new source
+            return True
+
+    async def _watch_config_files(self) -> None:
+        if self._config_watch is not None:
+            await self._config_watch.close()
+        roots = [self.config.path]
+        if self.config.jobs_dir is not None:
+            roots.append(self.config.jobs_dir)
+        spec = WatchSpec(tuple(roots), PathFilter(include=["*.yaml", "*.yml"]), 1.0)
+        self._config_watch = await self._hub.subscribe(spec, Backend.AUTO, self._on_config_changes)
+
+    def _on_config_changes(self, changes: Sequence[Change]) -> None:
+        loop = asyncio.get_running_loop()
+        self._config_debouncer.add(loop.time())
+        self._schedule_config_reload()
+
+    def _schedule_config_reload(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = self._config_debouncer.deadline()
+        if self._config_timer is not None:
+            self._config_timer.cancel()
+        if deadline is not None:
+            self._config_timer = loop.call_at(deadline, self._config_due)
+
+    def _config_due(self) -> None:
+        self._config_timer = None
+        if self._config_debouncer.fire(asyncio.get_running_loop().time()):
+            self._in_background(self.reload("config file changed"))
+        else:
+            self._schedule_config_reload()
+
+    # ---- jobs -----------------------------------------------------------------------
+
+    async def _start_jobs(self, jobs: Iterable[JobConfig], detail: str = "job started") -> None:
+        """Arm every job's watches first, then start the children: a change made once
+        this returns is never missed."""
+        new = [JobRunner(job, self._hub) for job in jobs]
+        for runner in new:
+            self.runners[runner.name] = runner
+        await asyncio.gather(*(runner.arm() for runner in new))
+        for runner in new:
+            runner.start("config", detail)
+
+    async def _stop_jobs(self, names: Iterable[str], detail: str) -> None:
+        runners = [self.runners.pop(name) for name in names if name in self.runners]
+        await asyncio.gather(*(runner.shutdown(detail) for runner in runners))
+
+    async def _shutdown(self) -> None:
+        if self._config_timer is not None:
+            self._config_timer.cancel()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._stop_jobs(list(self.runners), "watchd stopping")
+        if self._config_watch is not None:
+            await self._config_watch.close()
+        await self._hub.close()
+
+    def _in_background(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def running(self) -> list[str]:
+        return [name for name, r in self.runners.items() if r.job.state is State.RUNNING]

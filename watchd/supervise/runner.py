@@ -1,0 +1,224 @@
+"""Carries out one job's actions on the event loop: spawn, stop, signal, timers, watches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from watchd.config.model import JobConfig
+from watchd.supervise import events as ev
+from watchd.supervise.job import Job
+from watchd.supervise.output import OutputBuffer
+from watchd.supervise.process import ChildProcess, SpawnSpec
+from watchd.supervise.states import State
+from watchd.watch.base import Change, Subscription, WatchSpec
+from watchd.watch.choose import WatchHub
+from watchd.watch.filters import PathFilter
+
+log = logging.getLogger("watchd.job")
+output_log = logging.getLogger("watchd.output")
+
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class JobRunner:
+    def __init__(self, config: JobConfig, hub: WatchHub) -> None:
+        self.config = config
+        self.job = Job(config)
+        self.output = OutputBuffer(config.log_lines)
+        self._hub = hub
+        self._loop = asyncio.get_running_loop()
+        self._child: ChildProcess | None = None
+        self._timers: dict[ev.Timer, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._subscription: Subscription | None = None
+        self._state_changed = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def arm(self) -> None:
+        """Set up the job's watches; returns once they are armed."""
+        watch = self.config.watch
+        if not watch.paths:
+            return
+        if watch.gitignore:
+            path_filter = PathFilter.with_gitignore(
+                watch.paths, watch.include, watch.exclude, default_excludes=watch.default_excludes
+            )
+        else:
+            path_filter = PathFilter(
+                watch.include, watch.exclude, default_excludes=watch.default_excludes
+            )
+        spec = WatchSpec(watch.paths, path_filter, watch.poll_interval)
+        self._subscription = await self._hub.subscribe(spec, watch.backend, self._on_changes)
+        log.info("%s: watching %d paths (%s)", self.name, self.watched_paths(), self.backend)
+
+    def start(self, kind: str = "config", detail: str = "job started") -> None:
+        self.handle(ev.Start(kind, detail))
+
+    async def shutdown(self, detail: str = "watchd stopping") -> None:
+        """Stop the child (and its group) and release the watches."""
+        self.handle(ev.Stop(detail))
+        await self.wait_until(lambda: self._child is None and self.job.state is not State.STOPPING)
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_until(self, predicate: Any) -> None:
+        while not predicate():
+            self._state_changed.clear()
+            await self._state_changed.wait()
+
+    # ---- status ---------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str | None:
+        return None if self._subscription is None else self._subscription.backend
+
+    def watched_paths(self) -> int:
+        return 0 if self._subscription is None else self._subscription.watched_paths()
+
+    def status(self) -> dict[str, Any]:
+        job = self.job
+        trigger = job.last_trigger
+        uptime = job.uptime(self._loop.time())
+        return {
+            "name": self.name,
+            "state": job.state.value,
+            "pid": job.pid,
+            "uptime": None if uptime is None else round(uptime, 3),
+            "restarts": job.restarts,
+            "last_trigger": None
+            if trigger is None
+            else {
+                "kind": trigger.kind,
+                "detail": trigger.detail,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(trigger.at)),
+            },
+            "backend": self.backend,
+            "watched_paths": self.watched_paths(),
+        }
+
+    # ---- inputs ---------------------------------------------------------------------
+
+    def handle(self, event: ev.Input) -> None:
+        for action in self.job.handle(event, self._loop.time(), time.time()):
+            self._carry_out(action)
+        self._state_changed.set()
+
+    def _on_changes(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            self.handle(ev.ChangeSeen(change.path))
+
+    # ---- actions --------------------------------------------------------------------
+
+    def _carry_out(self, action: ev.Action) -> None:
+        match action:
+            case ev.Spawn():
+                self._spawn()
+            case ev.StopChild(signal=sig, timeout=timeout):
+                if self._child is not None:
+                    self._child.begin_stop(sig, timeout)
+            case ev.SignalChild(signal=sig):
+                if self._child is not None:
+                    self._child.signal_leader(sig)
+            case ev.RunBeforeRestart():
+                self._spawn_task(self._run_before_restart())
+            case ev.SetTimer(timer=timer, at=at):
+                self._cancel_timer(timer)
+                self._timers[timer] = self._loop.call_at(at, self._timer_fired, timer)
+            case ev.CancelTimer(timer=timer):
+                self._cancel_timer(timer)
+            case ev.Notice(level=level, message=message):
+                log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
+
+    def _spawn(self) -> None:
+        try:
+            child = ChildProcess.spawn(self._spawn_spec(self.config.command), self._on_line)
+        except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+            self.handle(ev.SpawnFailed(_spawn_error(error)))
+            return
+        self._child = child
+        log.info("%s: started pid %d", self.name, child.pid)
+        self.handle(ev.Spawned(child.pid))
+        self._spawn_task(self._supervise(child))
+
+    async def _supervise(self, child: ChildProcess) -> None:
+        returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
+        self._child = None
+        self.handle(ev.Exited(returncode))
+
+    async def _run_before_restart(self) -> None:
+        command = self.config.before_restart or ()
+        prefix = f"{self.name} (before_restart)"
+        try:
+            child = ChildProcess.spawn(
+                self._spawn_spec(command), lambda line: output_log.info("%s | %s", prefix, line)
+            )
+        except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+            self.handle(ev.BeforeRestartDone(False, _spawn_error(error)))
+            return
+        try:
+            returncode = await asyncio.wait_for(child.wait(), self.config.before_restart_timeout)
+        except TimeoutError:
+            child.begin_stop(self.config.stop_signal, self.config.stop_timeout)
+            returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
+            self.handle(ev.BeforeRestartDone(False, "timed out"))
+            return
+        returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
+        self.handle(ev.BeforeRestartDone(returncode == 0, ev.describe_exit(returncode)))
+
+    def _spawn_spec(self, argv: tuple[str, ...]) -> SpawnSpec:
+        config = self.config
+        env = dict(config.env)
+        env.setdefault("WATCHD_JOB", config.name)
+        return SpawnSpec(argv, config.cwd, env, config.user, config.group, config.output)
+
+    def _on_line(self, line: str) -> None:
+        self.output.append(line)
+        output_log.info("%s | %s", self.name, line)
+
+    def _timer_fired(self, timer: ev.Timer) -> None:
+        self._timers.pop(timer, None)
+        self.handle(ev.TimerFired(timer))
+
+    def _cancel_timer(self, timer: ev.Timer) -> None:
+        handle = self._timers.pop(timer, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            error = task.exception()
+            if error is not None:
+                log.error("%s: internal error", self.name, exc_info=error)
+
+
+def _spawn_error(error: BaseException) -> str:
+    if isinstance(error, KeyError):
+        return f"unknown user or group {error.args[0]!r}" if error.args else "unknown user"
+    if isinstance(error, OSError) and error.strerror:
+        target = f": {error.filename!r}" if error.filename else ""
+        return f"{error.strerror}{target}"
+    return str(error)
