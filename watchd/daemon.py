@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
 from watchd.supervise.states import State
+from watchd.systemd import Notifier
 from watchd.watch.base import Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounce import Debouncer
@@ -27,6 +29,16 @@ log = logging.getLogger("watchd")
 # Edits to config files are applied after this quiet time (editors write in several steps).
 CONFIG_DEBOUNCE = 0.3
 CONFIG_DEBOUNCE_MAX = 2.0
+
+_STATE_WORDS = {
+    State.RUNNING: "running",
+    State.STARTING: "starting",
+    State.STOPPING: "stopping",
+    State.BACKOFF: "backing off",
+    State.FAILED: "failed",
+    State.EXITED: "exited",
+    State.STOPPED: "stopped",
+}
 
 
 @dataclass
@@ -44,6 +56,8 @@ class Daemon:
         self._config_debouncer = Debouncer(CONFIG_DEBOUNCE, CONFIG_DEBOUNCE_MAX)
         self._config_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._notifier = Notifier()
+        self._status_update: asyncio.Handle | None = None
 
     async def run(self) -> int:
         """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
@@ -58,10 +72,14 @@ class Daemon:
             await self._start_jobs(self.config.jobs)
             self.ready.set()
             log.info("ready: %s", self.summary())
+            self._notifier.ready(self.summary())
+            self._notifier.start_watchdog()
             await self._stop_requested.wait()
             log.info("stopping %d jobs", len(self.runners))
+            self._notifier.stopping()
         finally:
             await self._shutdown()
+            self._notifier.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             reaper.close()
@@ -71,6 +89,15 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop_requested.set()
 
+    def _status_changed(self) -> None:
+        """Coalesce bursts of job state changes into one STATUS= update."""
+        if self._status_update is None and self._notifier.enabled:
+            self._status_update = asyncio.get_running_loop().call_soon(self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_update = None
+        self._notifier.status(self.summary())
+
     def request_reload(self) -> None:
         self._in_background(self.reload("reload requested"))
 
@@ -78,13 +105,14 @@ class Daemon:
 
     def summary(self) -> str:
         """One line: how many jobs are in which state, and how many paths are watched."""
-        counts: dict[str, int] = {}
-        for runner in self.runners.values():
-            counts[runner.job.state.value] = counts.get(runner.job.state.value, 0) + 1
-        states = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+        counts = Counter(runner.job.state for runner in self.runners.values())
+        parts = [f"{counts[state]} {_STATE_WORDS[state]}" for state in State if counts[state]]
+        if parts:
+            count = parts[0].split()[0]
+            parts[0] = parts[0].replace(" ", " job " if count == "1" else " jobs ", 1)
         paths = sum(runner.watched_paths() for runner in self.runners.values())
         backends = sorted({r.backend for r in self.runners.values() if r.backend})
-        text = f"{len(self.runners)} jobs ({states or 'none'}); {paths:,} paths watched"
+        text = f"{', '.join(parts) or 'no jobs'}; {paths:,} paths watched"
         if backends:
             text += f" ({', '.join(backends)})"
         if self.config_error:
@@ -96,38 +124,44 @@ class Daemon:
     async def reload(self, why: str) -> bool:
         """Re-read the config and apply the difference; a broken config changes nothing."""
         async with self._reload_lock:
+            self._notifier.reloading()
             try:
-                new = await asyncio.to_thread(load_config, self.config.path)
-            except ConfigError as error:
-                self.config_error = str(error)
-                log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)
-                return False
-            diff = diff_jobs(self.config, new)
-            self.config_error = None
-            set_level(new.log_level)
-            old_files = (self.config.files, self.config.jobs_dir)
-            self.config = new
-            if (new.files, new.jobs_dir) != old_files:
-                await self._watch_config_files()
-            if not (diff.added or diff.removed or diff.changed):
-                log.info("%s: no job changed", why)
-                return True
-            log.info(
-                "%s: %d added, %d removed, %d changed, %d unchanged",
-                why,
-                len(diff.added),
-                len(diff.removed),
-                len(diff.changed),
-                len(diff.unchanged),
-            )
-            await asyncio.gather(
-                self._stop_jobs(diff.removed, "removed from the config"),
-                self._stop_jobs([job.name for job in diff.changed], "definition changed"),
-            )
-            await self._start_jobs([*diff.changed, *diff.added], detail="config changed")
-            for job in diff.unchanged:
-                self.runners[job.name].config = job  # same definition, maybe a new source
+                return await self._reload(why)
+            finally:
+                self._notifier.ready(self.summary())
+
+    async def _reload(self, why: str) -> bool:
+        try:
+            new = await asyncio.to_thread(load_config, self.config.path)
+        except ConfigError as error:
+            self.config_error = str(error)
+            log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)
+            return False
+        diff = diff_jobs(self.config, new)
+        self.config_error = None
+        set_level(new.log_level)
+        old_jobs_dir, self.config = self.config.jobs_dir, new
+        if new.jobs_dir != old_jobs_dir:
+            await self._watch_config_files()
+        if not (diff.added or diff.removed or diff.changed):
+            log.info("%s: no job changed", why)
             return True
+        log.info(
+            "%s: %d added, %d removed, %d changed, %d unchanged",
+            why,
+            len(diff.added),
+            len(diff.removed),
+            len(diff.changed),
+            len(diff.unchanged),
+        )
+        await asyncio.gather(
+            self._stop_jobs(diff.removed, "removed from the config"),
+            self._stop_jobs([job.name for job in diff.changed], "definition changed"),
+        )
+        await self._start_jobs([*diff.changed, *diff.added], detail="config changed")
+        for job in diff.unchanged:
+            self.runners[job.name].config = job  # same definition, maybe a new source
+        return True
 
     async def _watch_config_files(self) -> None:
         if self._config_watch is not None:
@@ -163,7 +197,7 @@ class Daemon:
     async def _start_jobs(self, jobs: Iterable[JobConfig], detail: str = "job started") -> None:
         """Arm every job's watches first, then start the children: a change made once
         this returns is never missed."""
-        new = [JobRunner(job, self._hub) for job in jobs]
+        new = [JobRunner(job, self._hub, self._status_changed) for job in jobs]
         for runner in new:
             self.runners[runner.name] = runner
         await asyncio.gather(*(runner.arm() for runner in new))

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from watchd.config.model import JobConfig
@@ -27,8 +27,11 @@ _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ER
 
 
 class JobRunner:
-    def __init__(self, config: JobConfig, hub: WatchHub) -> None:
+    def __init__(
+        self, config: JobConfig, hub: WatchHub, on_state_change: Callable[[], None] | None = None
+    ) -> None:
         self.config = config
+        self._on_state_change = on_state_change
         self.job = Job(config)
         self.output = OutputBuffer(config.log_lines)
         self._hub = hub
@@ -117,9 +120,12 @@ class JobRunner:
     # ---- inputs ---------------------------------------------------------------------
 
     def handle(self, event: ev.Input) -> None:
+        before = self.job.state
         for action in self.job.handle(event, self._loop.time(), time.time()):
             self._carry_out(action)
         self._state_changed.set()
+        if self.job.state is not before and self._on_state_change is not None:
+            self._on_state_change()
 
     def _on_changes(self, changes: Sequence[Change]) -> None:
         for change in changes:
