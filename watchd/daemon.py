@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from watchd.config.diff import diff_jobs
 from watchd.config.loader import load_config
 from watchd.config.model import Backend, DaemonConfig, JobConfig
+from watchd.control.commands import execute
+from watchd.control.server import ControlServer
 from watchd.errors import ConfigError
 from watchd.log import set_level
+from watchd.supervise.events import Restart, Start, Stop
 from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
@@ -67,7 +72,14 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        control = ControlServer(
+            self.config.control.socket,
+            self.config.control.group,
+            self.config.control.mode,
+            lambda request, reply: execute(self, request, reply),
+        )
         try:
+            await control.start()
             await self._watch_config_files()
             await self._start_jobs(self.config.jobs)
             self.ready.set()
@@ -78,6 +90,7 @@ class Daemon:
             log.info("stopping %d jobs", len(self.runners))
             self._notifier.stopping()
         finally:
+            await control.close()
             await self._shutdown()
             self._notifier.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -118,6 +131,32 @@ class Daemon:
         if self.config_error:
             text += "; config error: " + self.config_error.splitlines()[0]
         return text
+
+    # ---- control --------------------------------------------------------------------
+
+    def job_names(self) -> list[str]:
+        return list(self.runners)
+
+    def job_status(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        return [self.runners[name].status() for name in names if name in self.runners]
+
+    async def control_jobs(self, command: str, names: Sequence[str]) -> None:
+        """Start, stop or restart jobs; return once each has settled (or its stop timed out)."""
+        event: Start | Stop | Restart = {
+            "start": Start("manual", "started by watchctl"),
+            "stop": Stop("stopped by watchctl"),
+            "restart": Restart("manual", "restarted by watchctl"),
+        }[command]
+        runners = [self.runners[name] for name in names if name in self.runners]
+        for runner in runners:
+            runner.handle(event)
+        await asyncio.gather(*(_settle(runner) for runner in runners))
+
+    def log_tail(self, name: str, lines: int | None) -> list[str]:
+        return self.runners[name].output.tail(lines)
+
+    def follow_log(self, name: str, callback: Callable[[str], None]) -> Callable[[], None]:
+        return self.runners[name].output.follow(callback)
 
     # ---- config ---------------------------------------------------------------------
 
@@ -226,3 +265,12 @@ class Daemon:
 
     def running(self) -> list[str]:
         return [name for name, r in self.runners.items() if r.job.state is State.RUNNING]
+
+
+async def _settle(runner: JobRunner) -> None:
+    transient = (State.STARTING, State.STOPPING)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(
+            runner.wait_until(lambda: runner.job.state not in transient),
+            runner.config.stop_timeout + 10,
+        )

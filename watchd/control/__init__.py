@@ -1,0 +1,1 @@
+"""The control socket: a newline-delimited JSON protocol, its server, and watchctl."""

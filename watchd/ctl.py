@@ -1,0 +1,151 @@
+"""``watchctl``: ask a running watchd what it is doing, and tell it what to do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from watchd.control.client import ControlClient, Unreachable, socket_path
+from watchd.control.protocol import ProtocolError, Request
+from watchd.durations import format_duration
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN_JOB = 0, 1, 2, 3, 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchctl", description="Control a running watchd.")
+    parser.add_argument(
+        "--socket", help="control socket (default: $WATCHD_SOCKET or /run/watchd/control.sock)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    status = commands.add_parser("status", help="show jobs (exit 3 if a named job is not running)")
+    status.add_argument("jobs", nargs="*", metavar="JOB")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    for name, text in (("start", "start jobs"), ("stop", "stop jobs"), ("restart", "restart jobs")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("jobs", nargs="+", metavar="JOB")
+    commands.add_parser("reload", help="re-read the config now")
+    logs = commands.add_parser("logs", help="show a job's recent output")
+    logs.add_argument("jobs", nargs=1, metavar="JOB")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "lines", 0) < 0:
+        print("watchctl: -n must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+    request = Request(
+        args.command,
+        tuple(getattr(args, "jobs", ())),
+        getattr(args, "lines", None),
+        getattr(args, "follow", False),
+    )
+    client = ControlClient(socket_path(args.socket))
+    try:
+        if args.command == "logs":
+            return _logs(client, request)
+        reply = client.request(request)
+    except (Unreachable, ProtocolError, OSError) as error:
+        print(f"watchctl: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except StopIteration:
+        print("watchctl: watchd closed the connection without a reply", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    if not reply.get("ok"):
+        print(f"watchctl: {reply.get('error', 'request failed')}", file=sys.stderr)
+        return EXIT_UNKNOWN_JOB if reply.get("unknown_jobs") else EXIT_FAILED
+    if args.command == "status":
+        return _print_status(reply, as_json=args.json, named=bool(args.jobs))
+    if args.command == "reload":
+        print(f"reloaded: {reply.get('summary', '')}")
+    else:
+        print(format_table(reply["jobs"]))
+    return EXIT_OK
+
+
+def _logs(client: ControlClient, request: Request) -> int:
+    try:
+        for message in client.stream(request):
+            if not message.get("ok", True):
+                print(f"watchctl: {message.get('error')}", file=sys.stderr)
+                return EXIT_UNKNOWN_JOB if message.get("unknown_jobs") else EXIT_FAILED
+            for line in message.get("lines", []):
+                print(line)
+            if "line" in message:
+                print(message["line"], flush=True)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _print_status(reply: dict[str, Any], as_json: bool, named: bool) -> int:
+    jobs = reply.get("jobs", [])
+    if as_json:
+        body = {"jobs": jobs, "config_error": reply.get("config_error")}
+        print(json.dumps(body, indent=2))
+    else:
+        if reply.get("config_error"):
+            print(f"config error (the last good config is running):\n{reply['config_error']}\n")
+        print(format_table(jobs) if jobs else "no jobs")
+    if named and any(job["state"] != "running" for job in jobs):
+        return EXIT_NOT_RUNNING
+    return EXIT_OK
+
+
+def format_table(jobs: list[dict[str, Any]]) -> str:
+    header = ("JOB", "STATE", "PID", "UPTIME", "RESTARTS", "LAST TRIGGER", "WATCH")
+    rows = [header] + [_row(job) for job in jobs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _row(job: dict[str, Any]) -> tuple[str, ...]:
+    uptime = job.get("uptime")
+    watch = "-"
+    if job.get("backend"):
+        watch = f"{job['backend']}, {job.get('watched_paths', 0):,} paths"
+    return (
+        job["name"],
+        job["state"],
+        str(job["pid"]) if job.get("pid") else "-",
+        format_duration(uptime) if uptime is not None else "-",
+        str(job.get("restarts", 0)),
+        _trigger(job.get("last_trigger")),
+        watch,
+    )
+
+
+def _trigger(trigger: dict[str, str] | None) -> str:
+    if not trigger:
+        return "-"
+    detail = trigger["detail"]
+    if len(detail) > 48:
+        detail = "…" + detail[-47:]
+    return f"{trigger['kind']}: {detail} ({_when(trigger['at'])})"
+
+
+def _when(stamp: str) -> str:
+    """``14:02:11`` today, ``Nov 23 14:02`` before."""
+    try:
+        moment = time.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return stamp
+    if time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M:%S", moment)
+    return time.strftime("%b %d %H:%M", moment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
