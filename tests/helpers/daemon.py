@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +56,14 @@ class Daemon:
         self.jobs_dir = directory / "jobs.d"
         self.jobs_dir.mkdir(exist_ok=True)
         self.log_path = directory / "watchd.log"
-        settings: dict[str, Any] = {"log_level": "debug", "jobs_dir": "jobs.d"}
+        # Unix socket paths are limited to 108 bytes: keep this one short.
+        self._socket_dir = tempfile.TemporaryDirectory(prefix="wd", dir="/tmp")
+        self.socket = Path(self._socket_dir.name) / "control.sock"
+        settings: dict[str, Any] = {
+            "log_level": "debug",
+            "jobs_dir": "jobs.d",
+            "control": {"socket": str(self.socket)},
+        }
         settings.update(main or {})
         self.config_path.write_text(yaml.safe_dump(settings))
         self.process: subprocess.Popen[bytes] | None = None
@@ -93,6 +102,30 @@ class Daemon:
         except AssertionError as error:
             raise AssertionError(f"{error}\n--- watchd log ---\n{self.log()}") from None
 
+    def watchctl(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``watchctl --socket <ours> ARGS`` (as *user*, through setpriv, if given)."""
+        command = [sys.executable, "-m", "watchd.ctl", "--socket", str(self.socket), *args]
+        if user is not None:
+            command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+
+    def status(self, *jobs: str) -> dict[str, Any]:
+        result = self.watchctl("status", "--json", *jobs)
+        assert result.returncode in (0, 3), result.stderr
+        body: dict[str, Any] = json.loads(result.stdout)
+        return body
+
+    def job(self, name: str) -> dict[str, Any]:
+        (found,) = [job for job in self.status()["jobs"] if job["name"] == name]
+        return found
+
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, and wait; return the exit status."""
         assert self.process is not None
@@ -104,6 +137,8 @@ class Daemon:
             self.process.kill()
             self.process.wait()
             raise AssertionError(f"watchd did not stop; its log:\n{self.log()}") from None
+        finally:
+            self._socket_dir.cleanup()
 
 
 @contextmanager
@@ -114,3 +149,4 @@ def running_daemon(directory: Path, main: dict[str, Any] | None = None) -> Itera
     finally:
         if daemon.process is not None and daemon.process.poll() is None:
             daemon.stop()
+        daemon._socket_dir.cleanup()

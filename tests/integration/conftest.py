@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,9 +16,14 @@ from tests.helpers.wait import wait_for
 from watchd.daemon import Daemon
 
 
-def write_config(directory: Path, jobs: dict[str, Any], **main: Any) -> Path:
+def write_config(directory: Path, jobs: dict[str, Any], socket: Path, **main: Any) -> Path:
     (directory / "jobs.d").mkdir(exist_ok=True)
-    settings: dict[str, Any] = {"log_level": "debug", "jobs_dir": "jobs.d", **main}
+    settings: dict[str, Any] = {
+        "log_level": "debug",
+        "jobs_dir": "jobs.d",
+        "control": {"socket": str(socket)},
+        **main,
+    }
     path = directory / "watchd.yaml"
     path.write_text(yaml.safe_dump(settings))
     (directory / "jobs.d" / "jobs.yaml").write_text(yaml.safe_dump({"jobs": jobs}))
@@ -26,11 +32,14 @@ def write_config(directory: Path, jobs: dict[str, Any], **main: Any) -> Path:
 
 @asynccontextmanager
 async def daemon_running(directory: Path, jobs: dict[str, Any]) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(write_config(directory, jobs)))
-    task = asyncio.get_running_loop().create_task(daemon.run())
-    try:
-        await wait_for(daemon.ready.wait(), "the daemon to be ready")
-        yield daemon
-    finally:
-        daemon.request_stop()
-        assert await wait_for(task, "the daemon to stop", 60) == 0
+    # Unix socket paths are limited to 108 bytes: keep this one short.
+    with tempfile.TemporaryDirectory(prefix="wd", dir="/tmp") as short:
+        socket = Path(short) / "control.sock"
+        daemon = Daemon(load_config(write_config(directory, jobs, socket)))
+        task = asyncio.get_running_loop().create_task(daemon.run())
+        try:
+            await wait_for(daemon.ready.wait(), "the daemon to be ready")
+            yield daemon
+        finally:
+            daemon.request_stop()
+            assert await wait_for(task, "the daemon to stop", 60) == 0
