@@ -20,7 +20,6 @@ import pytest
 from tests.helpers.daemon import REPO, Daemon, Record, child_command, running_daemon
 from tests.helpers.wait import wait_until
 
-
 WATCHCTL = (sys.executable, "-m", "watchd.ctl")
 
 
