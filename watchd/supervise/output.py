@@ -39,7 +39,9 @@ class _LineProtocol(asyncio.Protocol):
             self._done.set_result(None)
 
     def _emit(self, raw: bytes | bytearray) -> None:
-        self._on_line(bytes(raw).rstrip(b"\r").decode("utf-8", errors="replace"))
+        for start in range(0, max(len(raw), 1), MAX_LINE):
+            piece = bytes(raw[start : start + MAX_LINE]).rstrip(b"\r")
+            self._on_line(piece.decode("utf-8", errors="replace"))
 
 
 class LineReader:
