@@ -10,6 +10,7 @@ from pathlib import Path
 
 from watchd import __version__
 from watchd.config.loader import load_config
+from watchd.config.nodes import shown
 from watchd.daemon import Daemon
 from watchd.errors import ConfigError
 from watchd.log import setup_logging
@@ -46,8 +47,8 @@ def check(config_path: Path) -> int:
         count = len(error.issues)
         print(f"{count} error{'s' if count != 1 else ''}; config refused", file=sys.stderr)
         return 1
-    files = len(config.files)
-    print(f"{config.path}: ok ({len(config.jobs)} jobs in {files} file{'s' if files != 1 else ''})")
+    jobs, files = len(config.jobs), len(config.files)
+    print(f"{shown(config.path)}: ok ({_count(jobs, 'job')} in {_count(files, 'file')})")
     return 0
 
 
@@ -59,6 +60,7 @@ def run(config_path: Path) -> int:
         print("watchd: config refused; not starting", file=sys.stderr)
         return 1
     setup_logging(config.log_level)
+
     async def serve() -> int:
         return await Daemon(config).run()
 
@@ -74,3 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

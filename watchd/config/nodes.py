@@ -1,0 +1,128 @@
+"""YAML read as marked nodes, so every value can be traced back to file, line and column."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from watchd.errors import ConfigIssue
+
+_SCALARS = yaml.constructor.SafeConstructor()
+
+
+class Invalid(ValueError):
+    """A value is wrong; *node* (when given) points more precisely than the key's value."""
+
+    def __init__(self, message: str, node: yaml.Node | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+def shown(path: Path) -> Path:
+    """*path* as the user should read it: relative when it lies under the working directory."""
+    cwd = Path.cwd()
+    if cwd == Path("/") or not path.is_relative_to(cwd):
+        return path
+    return path.relative_to(cwd)
+
+
+def source_of(node: yaml.Node) -> Path:
+    """The absolute path of the file *node* was read from."""
+    return Path(node.start_mark.name)
+
+
+@dataclass
+class Issues:
+    """Every problem found so far; loading goes on after one, so the user sees them all."""
+
+    found: list[ConfigIssue] = field(default_factory=list)
+
+    def at(self, node: yaml.Node, key: str, message: str) -> None:
+        mark = node.start_mark
+        self.found.append(
+            ConfigIssue(shown(source_of(node)), mark.line + 1, mark.column + 1, key, message)
+        )
+
+    def in_file(self, path: Path, message: str, line: int = 0, column: int = 0) -> None:
+        self.found.append(ConfigIssue(shown(path), line, column, "", message))
+
+
+def compose(path: Path, issues: Issues) -> yaml.Node | None:
+    """The single document in *path* as nodes; ``None`` for an empty or unreadable file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        issues.in_file(path, f"cannot read: {reason}")
+        return None
+    loader = yaml.SafeLoader(text)
+    loader.name = os.fspath(path)  # every mark of every node now names this file
+    try:
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        if mark is None:
+            issues.in_file(path, f"invalid YAML: {problem}")
+        else:
+            issues.in_file(path, f"invalid YAML: {problem}", mark.line + 1, mark.column + 1)
+        return None
+    except yaml.YAMLError as error:
+        issues.in_file(path, f"invalid YAML: {error}")
+        return None
+    finally:
+        loader.dispose()
+
+
+def value_of(node: yaml.Node) -> object:
+    """The plain Python value of *node* (YAML 1.1 typing: ``yes`` is True, ``0660`` octal)."""
+    return _SCALARS.construct_object(node, deep=True)
+
+
+def text_of(node: yaml.Node) -> str | None:
+    """A scalar exactly as written (``1`` stays ``"1"``, ``yes`` stays ``"yes"``), else None."""
+    if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+        return str(node.value)
+    return None
+
+
+def show(node: yaml.Node) -> str:
+    """How a wrong value is quoted back in an error message."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == "tag:yaml.org,2002:null":
+        return "nothing"
+    if node.tag == "tag:yaml.org,2002:str":
+        return f'"{node.value}"'
+    return str(node.value)
+
+
+def mapping(
+    node: yaml.Node, key_path: str, issues: Issues
+) -> dict[str, tuple[yaml.ScalarNode, yaml.Node]] | None:
+    """The string-keyed entries of a mapping node; duplicates and odd keys are reported."""
+    if not isinstance(node, yaml.MappingNode):
+        issues.at(node, key_path, f"expected a mapping, got {show(node)}")
+        return None
+    entries: dict[str, tuple[yaml.ScalarNode, yaml.Node]] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:null":
+            issues.at(key_node, key_path, f"expected a key name, got {show(key_node)}")
+            continue
+        key = str(key_node.value)
+        if key in entries:
+            first = entries[key][0].start_mark.line + 1
+            issues.at(key_node, dotted(key_path, key), f"duplicate key (first set on line {first})")
+            continue
+        entries[key] = (key_node, value_node)
+    return entries
+
+
+def dotted(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key

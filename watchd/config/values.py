@@ -1,0 +1,209 @@
+"""Parsers for single config values: each takes a YAML node, returns a value or raises Invalid."""
+
+from __future__ import annotations
+
+import grp
+import pwd
+import re
+import shlex
+import signal
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from watchd.config.model import OnChange
+from watchd.config.nodes import Invalid, show, source_of, text_of, value_of
+from watchd.durations import parse_duration
+
+E = TypeVar("E", bound=StrEnum)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def duration(node: yaml.Node) -> float:
+    if not isinstance(node, yaml.ScalarNode):
+        raise Invalid(f'expected a duration like "10s", got {show(node)}')
+    try:
+        return parse_duration(value_of(node))
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+
+
+def positive_duration(node: yaml.Node) -> float:
+    seconds = duration(node)
+    if seconds <= 0:
+        raise Invalid(f'expected a duration above zero like "1s", got {show(node)}')
+    return seconds
+
+
+def integer(node: yaml.Node, low: int, high: int | None = None) -> int:
+    value = value_of(node) if isinstance(node, yaml.ScalarNode) else None
+    in_range = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if not in_range or (high is not None and value > high):  # type: ignore[operator]
+        bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise Invalid(f"expected a whole number {bounds}, got {show(node)}")
+    return value  # type: ignore[return-value]
+
+
+def boolean(node: yaml.Node) -> bool:
+    value = value_of(node) if isinstance(node, yaml.ScalarNode) else None
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {show(node)}")
+    return value
+
+
+def string(node: yaml.Node) -> str:
+    text = text_of(node)
+    if text is None or text == "":
+        raise Invalid(f"expected a string, got {show(node)}")
+    return text
+
+
+def choice(node: yaml.Node, kind: type[E]) -> E:
+    text = text_of(node)
+    try:
+        return kind(text or "")
+    except ValueError:
+        options = " | ".join(member.value for member in kind)
+        raise Invalid(f"expected one of {options}, got {show(node)}") from None
+
+
+def strings(node: yaml.Node) -> tuple[str, ...]:
+    """A list of strings; a single string is a list of one."""
+    if isinstance(node, yaml.ScalarNode):
+        return (string(node),)
+    if not isinstance(node, yaml.SequenceNode):
+        raise Invalid(f"expected a list of strings, got {show(node)}")
+    items = []
+    for item in node.value:
+        text = text_of(item)
+        if text is None or text == "":
+            raise Invalid(f"expected a string, got {show(item)}", item)
+        items.append(text)
+    return tuple(items)
+
+
+def path(node: yaml.Node) -> Path:
+    """An absolute path; a relative one is taken from the folder of the file it is written in."""
+    text = string(node)
+    return (source_of(node).parent / Path(text).expanduser()).resolve()
+
+
+def paths(node: yaml.Node) -> tuple[Path, ...]:
+    texts = strings(node)
+    base = source_of(node).parent
+    return tuple((base / Path(text).expanduser()).resolve() for text in texts)
+
+
+def command(node: yaml.Node, shell: bool) -> tuple[str, ...]:
+    """argv: a list as given, or a string split the way a shell would (run by one when *shell*)."""
+    if shell:
+        text = text_of(node)
+        if text is None or not text.strip():
+            raise Invalid(f"expected a shell command string (shell: true), got {show(node)}")
+        return ("/bin/sh", "-c", text)
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            argv = tuple(shlex.split(string(node)))
+        except ValueError as error:
+            raise Invalid(f"cannot split the command: {error}") from None
+    else:
+        argv = strings(node)
+    if not argv:
+        raise Invalid(f"expected a command, got {show(node)}")
+    return argv
+
+
+def env_name(node: yaml.Node) -> str:
+    name = str(node.value)
+    if not _ENV_NAME.match(name):
+        raise Invalid(f'expected a variable name like "PYTHONPATH", got "{name}"', node)
+    return name
+
+
+def env_value(node: yaml.Node) -> str:
+    """One variable's value, taken as written: ``1`` is ``"1"``, ``yes`` is ``"yes"``."""
+    text = text_of(node)
+    if text is None:
+        raise Invalid(f"expected a string, got {show(node)}")
+    return text
+
+
+def signal_name(node: yaml.Node) -> signal.Signals:
+    return _signal(text_of(node) or "", node)
+
+
+def _signal(text: str, node: yaml.Node) -> signal.Signals:
+    name = text.strip().upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return signal.Signals[name]
+    except KeyError:
+        raise Invalid(f'expected a signal name like "SIGHUP", got {show(node)}') from None
+
+
+def on_change(node: yaml.Node) -> OnChange:
+    text = (text_of(node) or "").strip()
+    if text in ("restart", "none"):
+        return OnChange(text)
+    if value_of(node) is False:  # ``on_change: no`` reads as a boolean in YAML 1.1
+        return OnChange("none")
+    verb, _, rest = text.partition(" ")
+    if verb == "signal" and rest.strip():
+        try:
+            return OnChange("signal", _signal(rest, node))
+        except Invalid:
+            message = f'expected "signal" and a signal name like "SIGHUP", got {show(node)}'
+            raise Invalid(message) from None
+    raise Invalid(f'expected restart, none or "signal SIGHUP", got {show(node)}')
+
+
+def exit_codes(node: yaml.Node) -> tuple[int, ...]:
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    codes = []
+    for item in items:
+        try:
+            codes.append(integer(item, 0, 255))
+        except Invalid:
+            raise Invalid(
+                f"expected an exit status from 0 to 255, got {show(item)}", item
+            ) from None
+    return tuple(codes)
+
+
+def user(node: yaml.Node) -> str:
+    name = string(node)
+    try:
+        pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except KeyError:
+        raise Invalid(f"expected a user that exists on this system, got {show(node)}") from None
+    return name
+
+
+def group(node: yaml.Node) -> str:
+    name = string(node)
+    try:
+        grp.getgrgid(int(name)) if name.isdigit() else grp.getgrnam(name)
+    except KeyError:
+        raise Invalid(f"expected a group that exists on this system, got {show(node)}") from None
+    return name
+
+
+def output(node: yaml.Node) -> str:
+    """``log`` (the daemon's log and the job's buffer), ``null`` (discard), or a file to append."""
+    text = string(node)
+    return text if text in ("log", "null") else str(path(node))
+
+
+def file_mode(node: yaml.Node) -> int:
+    """Permission bits, always read as octal: ``0660``, ``660`` and ``"0o660"`` are the same."""
+    text = (text_of(node) or "").strip().lower().removeprefix("0o")
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise Invalid(f'expected permission bits like "0660", got {show(node)}')
+    return mode
