@@ -1,0 +1,120 @@
+"""Fixtures for the end-to-end tests under a real systemd: the package, and one sandbox
+booted per test module with that package installed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _children
+from tests.helpers.wait import wait_until
+from tests.systemd.sandbox import LIVE, Sandbox, unavailable_reason
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_DEB = REPO / "packaging" / "build-deb"
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+# Where the tests keep their own files in the sandbox: the package, the child program.
+TEST_DIR = "/srv/watchd-test"
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The sandbox right after `dpkg -i`, before any test changed it."""
+
+    sandbox: Sandbox
+    dpkg_output: str
+    jobs_dir: list[str]
+    enabled: str
+    active: str
+
+
+def _skip_unless_possible() -> None:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"cannot boot systemd in a sandbox: {reason}")
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .deb that packaging/build-deb makes of this checkout."""
+    _skip_unless_possible()
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip(f"the package needs {SYSTEM_PYTHON}, which this machine lacks")
+    probe = subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", "import ensurepip, venv"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"the package is built with {SYSTEM_PYTHON} -m venv: install python3-venv")
+    outdir = tmp_path_factory.mktemp("deb")
+    result = subprocess.run(
+        [str(BUILD_DEB), "-o", str(outdir)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"build-deb failed:\n{result.stdout}\n{result.stderr}"
+    (package,) = outdir.glob("watchd_*.deb")
+    return package
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    _skip_unless_possible()
+    box = Sandbox.boot(tmp_path_factory.mktemp("sandbox"))
+    try:
+        yield box
+    finally:
+        box.shutdown()
+
+
+@pytest.fixture(scope="module")
+def installed(sandbox: Sandbox, deb: Path) -> Installation:
+    """The package installed the way an operator installs it: `dpkg -i`."""
+    inside = f"{TEST_DIR}/{deb.name}"
+    sandbox.path(TEST_DIR).mkdir(parents=True)
+    shutil.copy(deb, sandbox.path(inside))
+    shutil.copy(REPO / "tests" / "helpers" / "child.py", sandbox.path(f"{TEST_DIR}/child.py"))
+    if sandbox.run("dpkg-query", "-W", "watchd", check=False).returncode == 0:
+        sandbox.run("dpkg", "--purge", "watchd")  # installed on the host the sandbox copies
+    result = sandbox.run("dpkg", "-i", inside)
+    return Installation(
+        sandbox=sandbox,
+        dpkg_output=result.stdout + result.stderr,
+        jobs_dir=sorted(os.listdir(sandbox.path("/etc/watchd/jobs.d"))),
+        enabled=sandbox.systemctl("is-enabled", "watchd", check=False).stdout.strip(),
+        active=sandbox.systemctl("is-active", "watchd", check=False).stdout.strip(),
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """tests/conftest.py's guard, minus the sandboxes: their processes are the sandbox
+    system's, not the test's, and they end with its PID 1 (Sandbox.shutdown checks)."""
+    before = _ours()
+    yield
+    try:
+        wait_until(lambda: not (_ours() - before), "the test's child processes to exit", 5)
+    except AssertionError:
+        leaked = _ours() - before
+        for pid in leaked:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        pytest.fail(f"test leaked child processes: {sorted(leaked)}")
+
+
+def _ours() -> set[int]:
+    namespace = os.readlink("/proc/self/ns/pid")
+    return {pid for pid in _children() - LIVE if _pid_namespace(pid) == namespace}
+
+
+def _pid_namespace(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
