@@ -1,0 +1,1 @@
+"""Integrations of watchd with other frameworks (opt-in; each imports its framework)."""

@@ -1,0 +1,146 @@
+"""``run_with_reloader`` and the two kinds of parent: one that re-runs this program, one
+that runs a command."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from watchd.config.model import Backend
+from watchd.reloader import report
+from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child, serve_child
+from watchd.reloader.modules import ModuleScanner, source_dirs
+from watchd.reloader.parent import Parent, child_arguments
+from watchd.reloader.watching import (
+    DEFAULT_DEBOUNCE,
+    WatchOptions,
+    WatchThread,
+    file_spec,
+    source_dir_spec,
+)
+from watchd.watch.base import WatchSpec
+
+log = logging.getLogger("watchd.reloader")
+
+StrPath = str | os.PathLike[str]
+
+
+def run_with_reloader(
+    main: Callable[..., object],
+    *args: Any,
+    extra_files: Sequence[StrPath] = (),
+    extra_patterns: Sequence[str] = (),
+    watch_backend: Backend | str = Backend.AUTO,
+    debounce: float = DEFAULT_DEBOUNCE,
+    **kwargs: Any,
+) -> NoReturn:
+    """Run ``main(*args, **kwargs)`` in a child process and restart it when its code changes.
+
+    Django's contract: this process becomes a parent that re-spawns the program (same
+    interpreter, same arguments) while it exits with status 3. The child, marked by
+    ``WATCHD_RELOADER_CHILD=true`` (see :func:`is_serving_child`), runs ``main`` in its main
+    thread and watches the files of every imported module, modules imported later included,
+    plus ``extra_files`` (files, or directories watched recursively, where a change must
+    match one of the gitignore-style ``extra_patterns`` if any are given); on a change it
+    exits 3. ``sys.exit(N)`` in ``main`` ends both processes with N. An exception (a syntax
+    error in an edited module) ends the child; the parent then waits for the next change
+    and runs it again. SIGTERM and SIGINT to the parent reach the child; the parent waits
+    for it and exits with its status.
+    """
+    options = WatchOptions.build(extra_files, extra_patterns, watch_backend, debounce)
+    if is_serving_child():
+        serve_child(main, args, kwargs, options)
+    raise SystemExit(serve_parent(options))
+
+
+def serve_parent(options: WatchOptions) -> int:
+    """Re-run this program as the serving child until it ends; return its last status."""
+    argv = child_arguments()
+    report_path = report.create()
+    env = {**os.environ, CHILD_ENV: "true", report.REPORT_ENV: report_path}
+    parent = Parent()
+    try:
+        while True:
+            ended = parent.run(argv, env, restart_on_change=False)
+            if ended.stop_signal is not None:
+                return ended.status
+            if ended.status == RELOAD_STATUS:
+                continue
+            last = report.read(report_path)
+            if last.exit_status == ended.status:
+                return ended.status  # main itself ended: pass its status on
+            if not _wait_for_fix(parent, options, last, ended.status):
+                return ended.status
+    finally:
+        report.remove(report_path)
+
+
+def _wait_for_fix(parent: Parent, options: WatchOptions, last: report.Report, status: int) -> bool:
+    """After a failure, watch what the failed child had loaded, the file its error named,
+    and new ``*.py`` files beside the program's own modules (a module it was about to
+    import for the first time); True once one changes, False on a stop signal."""
+    files = last.watch_files() | ModuleScanner().scan()
+    specs = [file_spec(files), source_dir_spec(source_dirs(files)), *options.extra_specs()]
+    watcher = WatchThread(parent.on_change, backend=options.backend, debounce=options.debounce)
+    watcher.start(specs)
+    named = f"{', '.join(sorted(last.error_files))} or " if last.error_files else ""
+    log.warning(
+        "watchd.reloader: the program failed (exit status %d); waiting for a change to "
+        "%sany of its %d files",
+        status,
+        named,
+        len(files),
+    )
+    try:
+        changed = parent.wait_for_change()
+    finally:
+        watcher.stop()
+    if changed:
+        log.info("watchd.reloader: %s changed, trying again.", parent.changed_paths[0])
+    return changed
+
+
+def command_spec(options: WatchOptions) -> WatchSpec:
+    """What ``-- command`` mode watches: the given paths (default: the working directory)."""
+    return WatchSpec(options.extra_files or (Path.cwd(),), options.directory_filter())
+
+
+def serve_command(command: Sequence[str], spec: WatchSpec, options: WatchOptions) -> int:
+    """Run *command*, restart it when *spec* sees a change or it exits 3; after any other
+    exit, wait for a change and run it again. Return its last status once stopped."""
+    parent = Parent()
+    watcher = WatchThread(parent.on_change, backend=options.backend, debounce=options.debounce)
+    watcher.start([spec])
+    log.info(
+        "watchd.reloader: watching %s with %s",
+        ", ".join(str(root) for root in spec.roots),
+        watcher.backend,
+    )
+    env = {key: value for key, value in os.environ.items() if key != report.REPORT_ENV}
+    env[CHILD_ENV] = "true"
+    status = 0
+    try:
+        while True:
+            try:
+                ended = parent.run(command, env, restart_on_change=True)
+            except OSError as error:
+                log.error("watchd.reloader: cannot run %s: %s", command[0], error.strerror)
+                return 126 if isinstance(error, PermissionError) else 127
+            status = ended.status
+            if ended.stop_signal is not None:
+                return status
+            if ended.by_change:
+                log.info("watchd.reloader: %s changed, restarting.", parent.changed_paths[0])
+            elif status != RELOAD_STATUS:
+                log.warning(
+                    "watchd.reloader: %s exited with status %d; waiting for a change",
+                    command[0],
+                    status,
+                )
+                if not parent.wait_for_change():
+                    return status
+    finally:
+        watcher.stop()
