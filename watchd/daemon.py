@@ -125,7 +125,7 @@ class Daemon:
             parts[0] = parts[0].replace(" ", " job " if count == "1" else " jobs ", 1)
         paths = sum(runner.watched_paths() for runner in self.runners.values())
         backends = sorted({r.backend for r in self.runners.values() if r.backend})
-        text = f"{', '.join(parts) or 'no jobs'}; {paths:,} paths watched"
+        text = f"{', '.join(parts) or 'no jobs'}; {paths:,} path{'' if paths == 1 else 's'} watched"
         if backends:
             text += f" ({', '.join(backends)})"
         if self.config_error:
@@ -142,11 +142,12 @@ class Daemon:
 
     async def control_jobs(self, command: str, names: Sequence[str]) -> None:
         """Start, stop or restart jobs; return once each has settled (or its stop timed out)."""
-        event: Start | Stop | Restart = {
+        events: dict[str, Start | Stop | Restart] = {
             "start": Start("manual", "started by watchctl"),
             "stop": Stop("stopped by watchctl"),
             "restart": Restart("manual", "restarted by watchctl"),
-        }[command]
+        }
+        event = events[command]
         runners = [self.runners[name] for name in names if name in self.runners]
         for runner in runners:
             runner.handle(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -106,7 +107,8 @@ class Daemon:
         """Run ``watchctl --socket <ours> ARGS`` (as *user*, through setpriv, if given)."""
         command = [sys.executable, "-m", "watchd.ctl", "--socket", str(self.socket), *args]
         if user is not None:
-            command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+            gid = pwd.getpwnam(user).pw_gid  # "nobody"'s group is "nogroup" on Debian
+            command = ["setpriv", f"--reuid={user}", f"--regid={gid}", "--clear-groups", *command]
         return subprocess.run(
             command,
             capture_output=True,
@@ -124,7 +126,7 @@ class Daemon:
 
     def job(self, name: str) -> dict[str, Any]:
         (found,) = [job for job in self.status()["jobs"] if job["name"] == name]
-        return found
+        return dict(found)
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, and wait; return the exit status."""

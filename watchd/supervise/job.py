@@ -141,7 +141,11 @@ class Job:
         if self.config.on_change.action == "none" or self.state is State.STOPPED:
             return []
         self._debouncer.add(now)
-        if len(self._changed_paths) < MAX_REMEMBERED_PATHS:
+        # Most recent last: after an atomic save the trigger names the saved file, not the temp.
+        if (
+            self._changed_paths.pop(path, 0) is None
+            or len(self._changed_paths) < MAX_REMEMBERED_PATHS
+        ):
             self._changed_paths[path] = None
         deadline = self._debouncer.deadline()
         assert deadline is not None
@@ -322,4 +326,4 @@ def _describe_paths(paths: list[str]) -> str:
         return "files"
     if len(paths) == 1:
         return paths[0]
-    return f"{paths[0]} and {len(paths) - 1} more"
+    return f"{paths[-1]} and {len(paths) - 1} more"
