@@ -14,7 +14,10 @@ from watchd.config.nodes import shown
 from watchd.daemon import Daemon
 from watchd.errors import ConfigError
 from watchd.log import setup_logging
+from watchd.text import counted
 
+# sysexits' EX_CONFIG: the unit's RestartPreventExitStatus= stops a restart loop on it.
+EXIT_CONFIG = 78
 DEFAULT_CONFIG = Path("/etc/watchd/watchd.yaml")
 
 
@@ -48,7 +51,7 @@ def check(config_path: Path) -> int:
         print(f"{count} error{'s' if count != 1 else ''}; config refused", file=sys.stderr)
         return 1
     jobs, files = len(config.jobs), len(config.files)
-    print(f"{shown(config.path)}: ok ({_count(jobs, 'job')} in {_count(files, 'file')})")
+    print(f"{shown(config.path)}: ok ({counted(jobs, 'job')} in {counted(files, 'file')})")
     return 0
 
 
@@ -58,7 +61,7 @@ def run(config_path: Path) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         print("watchd: config refused; not starting", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     setup_logging(config.log_level)
 
     async def serve() -> int:
@@ -76,7 +79,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -11,6 +11,7 @@ from typing import Any
 from watchd.control.client import ControlClient, Unreachable, socket_path
 from watchd.control.protocol import ProtocolError, Request
 from watchd.durations import format_duration
+from watchd.text import counted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN_JOB = 0, 1, 2, 3, 4
 
@@ -18,7 +19,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN_JOB = 0, 1, 2, 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchctl", description="Control a running watchd.")
     parser.add_argument(
-        "--socket", help="control socket (default: $WATCHD_SOCKET or /run/watchd/control.sock)"
+        "-s",
+        "--socket",
+        help="control socket (default: $WATCHD_SOCKET or /run/watchd/control.sock)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status = commands.add_parser("status", help="show jobs (exit 3 if a named job is not running)")
@@ -115,7 +118,7 @@ def _row(job: dict[str, Any]) -> tuple[str, ...]:
     uptime = job.get("uptime")
     watch = "-"
     if job.get("backend"):
-        watch = f"{job['backend']}, {job.get('watched_paths', 0):,} paths"
+        watch = f"{job['backend']}, {counted(job.get('watched_paths', 0), 'path')}"
     return (
         job["name"],
         job["state"],

@@ -24,6 +24,7 @@ from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
 from watchd.supervise.states import State
 from watchd.systemd import Notifier
+from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounce import Debouncer
@@ -125,7 +126,7 @@ class Daemon:
             parts[0] = parts[0].replace(" ", " job " if count == "1" else " jobs ", 1)
         paths = sum(runner.watched_paths() for runner in self.runners.values())
         backends = sorted({r.backend for r in self.runners.values() if r.backend})
-        text = f"{', '.join(parts) or 'no jobs'}; {paths:,} path{'' if paths == 1 else 's'} watched"
+        text = f"{', '.join(parts) or 'no jobs'}; {counted(paths, 'path')} watched"
         if backends:
             text += f" ({', '.join(backends)})"
         if self.config_error:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from watchd.config.loader import load_config
 
 from tests.helpers.wait import wait_for
+from watchd.config.loader import load_config
 from watchd.daemon import Daemon
 
 

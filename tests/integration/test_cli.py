@@ -75,6 +75,6 @@ def test_check_names_file_line_column_and_key(tmp_path: Path) -> None:
 def test_run_with_a_broken_config_exits_non_zero_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "watchd.yaml").write_text("jobs:\n  web:\n    command: []\n    bogus: 1\n")
     result = watchd("run", "-c", str(tmp_path / "watchd.yaml"))
-    assert result.returncode != 0
+    assert result.returncode == 78  # EX_CONFIG: the unit does not restart on it
     assert "Traceback" not in result.stderr
     assert "watchd.yaml:4:5: jobs.web.bogus" in result.stderr

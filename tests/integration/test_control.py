@@ -81,7 +81,7 @@ def test_status_table_and_json_show_running_backoff_and_stopped_jobs(
     lines = table.stdout.splitlines()
     assert lines[0].split()[:5] == ["JOB", "STATE", "PID", "UPTIME", "RESTARTS"]
     row = next(line for line in lines if line.startswith("web "))
-    assert "running" in row and str(web["pid"]) in row and "inotify, 1 paths" in row
+    assert "running" in row and str(web["pid"]) in row and "inotify, 1 path" in row
     assert "backoff" in next(line for line in lines if line.startswith("crashy "))
 
 
@@ -155,7 +155,8 @@ def test_logs_last_lines_and_follow(daemon: Daemon, tmp_path: Path) -> None:
         finally:
             follow.send_signal(signal.SIGINT)
             follow.wait(30)
-    assert daemon.watchctl("logs", "web", "-n", "1").stdout == "hello\n"
+    last = daemon.watchctl("logs", "web", "-n", "1")
+    assert (last.returncode, last.stdout, last.stderr) == (0, "hello\n", "")
     assert daemon.watchctl("logs", "web", "-n", "5").stdout == "hello\nhello\n"
 
 

@@ -42,7 +42,7 @@ class ControlClient:
         return next(self.stream(request))
 
     def stream(self, request: Request) -> Iterator[dict[str, Any]]:
-        """Send one request and yield every line the daemon sends back until it hangs up."""
+        """Send one request and yield its reply; for ``follow``, every line until a hang-up."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self._timeout)
@@ -58,5 +58,7 @@ class ControlClient:
                     if len(line) > 64 * MAX_REQUEST or not line.endswith(b"\n"):
                         break
                     yield decode_reply(line)
+                    if not request.follow:
+                        return  # the connection stays open for more requests; we have none
         finally:
             sock.close()

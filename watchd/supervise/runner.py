@@ -16,6 +16,7 @@ from watchd.supervise.job import Job
 from watchd.supervise.output import OutputBuffer
 from watchd.supervise.process import ChildProcess, SpawnSpec
 from watchd.supervise.states import State
+from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.filters import PathFilter
@@ -63,7 +64,8 @@ class JobRunner:
             )
         spec = WatchSpec(watch.paths, path_filter, watch.poll_interval)
         self._subscription = await self._hub.subscribe(spec, watch.backend, self._on_changes)
-        log.info("%s: watching %d paths (%s)", self.name, self.watched_paths(), self.backend)
+        watched = counted(self.watched_paths(), "path")
+        log.info("%s: watching %s (%s)", self.name, watched, self.backend)
 
     def start(self, kind: str = "config", detail: str = "job started") -> None:
         self.handle(ev.Start(kind, detail))
