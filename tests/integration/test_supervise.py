@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.helpers.daemon import Record, child_command
 from tests.helpers.wait import async_wait_until
@@ -298,3 +301,63 @@ def test_shutdown_stops_every_job_in_parallel(tmp_path: Path) -> None:
     assert all(not alive(r.starts()[0]) for r in records)
     # Three 2 s timeouts in parallel (about 2 s), not in a row (6 s).
     assert elapsed < 5, elapsed
+
+
+def test_signal_on_change_reaches_the_running_child(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+
+    async def scenario() -> None:
+        definition = job(record.path, src, on_change="signal SIGHUP")
+        async with daemon_running(tmp_path, {"web": definition}) as daemon:
+            (pid,) = await starts(record, 1)
+            (src / "settings.ini").write_text("x")
+            await async_wait_until(lambda: record.events("signal"), "the signal to arrive")
+            assert record.events("signal")[0][1:3] == [str(pid), "SIGHUP"]
+            assert record.starts() == [pid]
+            assert daemon.runners["web"].job.pid == pid
+
+    asyncio.run(scenario())
+
+
+def test_before_restart_gates_the_restart(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+    built = tmp_path / "built"
+    # The build fails while src/broken exists, and leaves a mark when it succeeds.
+    build = f"test ! -e {src}/broken && echo built >> {built}"
+    definition = job(record.path, src, before_restart=["/bin/sh", "-c", build])
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}):
+            (first,) = await starts(record, 1)
+            (src / "broken").write_text("x")
+            await async_wait_until(
+                lambda: "before_restart failed" in caplog.text, "the failed build to be logged"
+            )
+            assert record.starts() == [first] and alive(first)
+            assert not built.exists()
+            (src / "broken").unlink()
+            second = (await starts(record, 2))[1]
+            assert built.read_text() == "built\n"
+            assert not alive(first) and second != first
+
+    asyncio.run(scenario())
+
+
+def test_user_runs_the_child_as_that_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    with tempfile.TemporaryDirectory(prefix="wd-user") as shared:
+        os.chmod(shared, 0o777)  # pytest's own tmp dirs are private to root
+        out = Path(shared) / "ids"
+        command = ["/bin/sh", "-c", f"id -un > {out}; exec sleep 600"]
+
+        async def scenario() -> None:
+            async with daemon_running(tmp_path, {"web": {"command": command, "user": "nobody"}}):
+                await async_wait_until(lambda: out.exists() and out.read_text(), "the child")
+                assert out.read_text() == "nobody\n"
+
+        asyncio.run(scenario())
