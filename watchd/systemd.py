@@ -66,6 +66,9 @@ class Notifier:
                     warnings.simplefilter("ignore", ResourceWarning)
                     # debug=True: raise instead of swallowing, so a failure can be reported.
                     self._notifier = sdnotify.SystemdNotifier(debug=True)
+                # A receiver that stops reading must not stall the event loop: a message
+                # that does not fit is dropped (and the failure logged), never waited for.
+                self._notifier.socket.setblocking(False)
             except (OSError, ValueError) as error:
                 log.warning("cannot use NOTIFY_SOCKET=%s (%s); not telling systemd", address, error)
         self.enabled = self._notifier is not None

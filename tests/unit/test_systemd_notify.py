@@ -300,3 +300,18 @@ def _capture_watchd_log() -> _Records:
     if logger.getEffectiveLevel() > logging.WARNING:
         logger.setLevel(logging.WARNING)
     return handler
+
+
+def test_a_receiver_that_stops_reading_never_blocks_the_daemon(
+    systemd: FakeSystemd, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier()
+    try:
+        notifier.ready("1 job running")
+        # Far more than a datagram socket's queue holds; a blocking send would hang here.
+        for number in range(5000):
+            notifier.status(f"{number} jobs running")
+        assert "cannot notify systemd" in caplog.text
+        assert systemd.pending()[0].startswith("READY=1")
+    finally:
+        notifier.close()
