@@ -1,0 +1,44 @@
+"""The supervised child every tool runs: it stamps its own start, signal and exit.
+
+    python child.py RECORD
+
+Appends ``start <pid> <ns>``, ``signal <pid> <ns>`` and ``exit <pid> <ns>`` lines to
+RECORD (CLOCK_MONOTONIC, the same clock the benchmark reads), so latencies are measured
+from the child's side, not by polling it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+
+def stamp(record: str, event: str) -> None:
+    line = f"{event} {os.getpid()} {time.monotonic_ns()}\n".encode()
+    fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def main() -> None:
+    record = sys.argv[1]
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stamp(record, "signal")
+        stamp(record, "exit")
+        os._exit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    stamp(record, "start")
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()

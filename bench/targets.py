@@ -1,0 +1,111 @@
+"""The targets watchd must reach, checked against the measured figures."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+Result = dict[str, Any]
+Verdict = tuple[str, str, bool | None]  # target, measured, met (None: not measured)
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _of(results: list[Result], workload: str, **match: Any) -> list[Result]:
+    return [
+        r
+        for r in results
+        if r["workload"] == workload and all(r.get(k) == v for k, v in match.items())
+    ]
+
+
+def check(results: list[Result]) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    child = _median([r["ms"] for r in _of(results, "child_startup")])
+    latency = _of(results, "latency", tool="watchd")
+    if latency:
+        files = max(r["files"] for r in latency)
+        at = [r for r in latency if r["files"] == files]
+        stop = _median([r["stop_ms"] for r in at])
+        new = _median([r["new_child_ms"] for r in at])
+        if stop is not None:
+            verdicts.append(
+                (
+                    f"change → stop signal p50 ≤ debounce + 5 ms (105 ms) at {files:,} files",
+                    f"{stop:.1f} ms",
+                    stop <= 105,
+                )
+            )
+        if new is not None and child is not None:
+            limit = 100 + child + 20
+            verdicts.append(
+                (
+                    f"change → new child p50 ≤ debounce + child start-up ({child:.0f} ms) + 20 ms",
+                    f"{new:.1f} ms (limit {limit:.0f} ms)",
+                    new <= limit,
+                )
+            )
+    idle = {r["files"]: r for r in _of(results, "idle", tool="watchd")}
+    if idle:
+        top = max(idle)
+        cpu = idle[top]["cpu_percent"]
+        verdicts.append((f"idle CPU at {top:,} files < 0.1 % of a core", f"{cpu:.3f} %", cpu < 0.1))
+        spread = max(r["cpu_percent"] for r in idle.values())
+        verdicts.append(
+            (
+                "idle CPU flat from the smallest to the largest tree",
+                ", ".join(f"{f:,}: {r['cpu_percent']:.3f} %" for f, r in sorted(idle.items())),
+                spread < 0.1,
+            )
+        )
+        rss = idle[top]["peak_rss_mb"]
+        verdicts.append((f"peak RSS at {top:,} files ≤ 40 MB", f"{rss:.1f} MB", rss <= 40))
+    storm = _of(results, "storm", tool="watchd")
+    if storm:
+        counts = [r["restarts"] for r in storm]
+        verdicts.append(
+            ("storm: exactly 1 restart every repetition", str(counts), all(c == 1 for c in counts))
+        )
+    startup = _of(results, "startup", tool="watchd")
+    if startup:
+        ready = max(r["ready_ms"] for r in startup)
+        seen = all(r["change_after_ready_seen"] for r in startup)
+        verdicts.append(
+            (
+                f"ready within 1 s at {startup[0]['files']:,} files (worst)",
+                f"{ready:.0f} ms",
+                ready <= 1000,
+            )
+        )
+        verdicts.append(
+            (
+                "a change right after ready is always seen",
+                f"{sum(r['change_after_ready_seen'] for r in startup)}/{len(startup)}",
+                seen,
+            )
+        )
+    scans = {r["tool"]: r for r in _of(results, "poll") if "us_per_file" in r}
+    if "watchd [poll]" in scans and "django StatReloader" in scans:
+        ratio = scans["django StatReloader"]["us_per_file"] / scans["watchd [poll]"]["us_per_file"]
+        verdicts.append(
+            ("poll: ≥ 5× cheaper per file than StatReloader", f"{ratio:.1f}×", ratio >= 5)
+        )
+    for r in _of(results, "many_jobs"):
+        verdicts.append(
+            (
+                f"{r['jobs']} jobs: peak RSS ≤ 80 MB and one inotify instance",
+                f"{r['peak_rss_mb']:.1f} MB, {r['inotify_instances']} instance(s)",
+                r["peak_rss_mb"] <= 80 and r["inotify_instances"] == 1,
+            )
+        )
+    return verdicts
+
+
+def render(verdicts: list[Verdict]) -> list[str]:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for target, measured, met in verdicts:
+        lines.append(f"| {target} | {measured} | {'yes' if met else 'NO'} |")
+    return [*lines, ""]

@@ -1,0 +1,96 @@
+"""The benchmark in --quick mode runs end to end and writes well-formed records.
+
+Speed is never asserted here: that is what the benchmark itself reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.workloads import WORKLOADS
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS_READY = (REPO / "bench" / ".peers-venv" / "bin" / "python").exists()
+
+# Per workload, the fields every record has, and the kind of value each holds.
+NUMBER = (int, float)
+FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "child_startup": {"ms": NUMBER},
+    "latency": {"tool": (str,), "files": (int,), "stop_ms": NUMBER, "new_child_ms": NUMBER},
+    "idle": {"tool": (str,), "files": (int,), "cpu_percent": NUMBER, "peak_rss_mb": NUMBER},
+    "storm": {"tool": (str,), "restarts": (int,), "tool_alive": (bool,)},
+    "startup": {"tool": (str,), "first_child_ms": NUMBER, "change_after_ready_seen": (bool,)},
+    "poll": {"tool": (str,), "files": (int,)},
+    "many_jobs": {"inotify_instances": (int,), "inotify_watches": (int,), "peak_rss_mb": NUMBER},
+    "hot_reload": {"save_to_new_child_ms": NUMBER, "untouched_jobs_kept_pids": (bool,)},
+}
+
+
+def run_quick(tmp_path: Path, tools: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "all",
+            "--quick",
+            "--tools",
+            tools,
+            "--out",
+            str(tmp_path / "out"),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def check_records(records: list[dict[str, object]], tools: set[str]) -> None:
+    assert {record["workload"] for record in records} == set(WORKLOADS)
+    for record in records:
+        for field, kinds in FIELDS[str(record["workload"])].items():
+            value = record[field]
+            assert value is None or isinstance(value, kinds), (field, record)
+    measured = {record["tool"] for record in records if "tool" in record}
+    assert {str(tool).split()[0] for tool in measured} == tools
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_of_watchd_writes_every_workload(tmp_path: Path) -> None:
+    records = run_quick(tmp_path, "watchd")
+    check_records(records, {"watchd"})
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    for title in (
+        "Latency",
+        "Idle cost",
+        "Storm",
+        "Startup",
+        "Poll backend",
+        "Many jobs",
+        "Hot reload",
+        "Targets",
+    ):
+        assert f"{title}" in report
+    # The restarts actually happened: a latency record without a new child would be None.
+    assert all(r["new_child_ms"] is not None for r in records if r["workload"] == "latency")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not PEERS_READY, reason="the peers' venv is built by `python -m bench`")
+def test_quick_run_with_the_peers(tmp_path: Path) -> None:
+    records = run_quick(tmp_path, "watchd,watchfiles,watchmedo,hupper,django")
+    check_records(records, {"watchd", "watchfiles", "watchmedo", "hupper", "django"})
