@@ -25,19 +25,23 @@ def stamp(record: str, event: str) -> None:
         os.close(fd)
 
 
-def main() -> None:
-    record = sys.argv[1]
+def serve(record: str, stop_signals: tuple[signal.Signals, ...]) -> None:
+    """Stamp the start, then wait; a stop signal is stamped and ends the process at once."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stamp(record, "signal")
         stamp(record, "exit")
         os._exit(0)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in stop_signals:
         signal.signal(sig, on_signal)
     stamp(record, "start")
     while True:
         signal.pause()
+
+
+def main() -> None:
+    serve(sys.argv[1], (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from types import FrameType
 
 import hupper  # type: ignore[import-not-found,unused-ignore]
-from child import stamp  # type: ignore[import-not-found,unused-ignore]
+from child import serve  # type: ignore[import-not-found,unused-ignore]
 
 
 def main() -> None:
@@ -20,17 +19,7 @@ def main() -> None:
     reloader.watch_files(
         [os.path.join(folder, name) for folder, _, names in os.walk(tree) for name in names]
     )
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stamp(record, "signal")
-        stamp(record, "exit")
-        os._exit(0)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    stamp(record, "start")
-    while True:
-        signal.pause()
+    serve(record, (signal.SIGTERM, signal.SIGINT))
 
 
 if __name__ == "__main__":

@@ -344,6 +344,7 @@ def many_jobs(bench: Bench) -> Iterator[Result]:
             "jobs": bench.sizes.jobs,
             "files_per_job": bench.sizes.job_files,
             "ready_ms": (run.ready_ns - run.launched_ns) / 1e6,
+            "window_s": bench.sizes.idle_window,
             "peak_rss_mb": rss,
             "cpu_percent": cpu,
             "inotify_instances": instances,
