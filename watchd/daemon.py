@@ -88,7 +88,7 @@ class Daemon:
             self._notifier.ready(self.summary())
             self._notifier.start_watchdog()
             await self._stop_requested.wait()
-            log.info("stopping %d jobs", len(self.runners))
+            log.info("stopping %s", counted(len(self.runners), "job"))
             self._notifier.stopping()
         finally:
             await control.close()
