@@ -117,10 +117,6 @@ class Watchd(Tool):
             "stop_timeout": "5s",
         }
 
-    def argv(self, tree: Path, record: Record, workdir: Path) -> tuple[list[str], dict[str, str]]:
-        main = self.write_config(workdir, {"bench": (tree, record)})
-        return self.daemon_argv(main), self.env(workdir)
-
     def daemon_argv(self, main: Path) -> list[str]:
         return [sys.executable, "-m", "watchd", "run", "-c", str(main)]
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bench import trees
-from bench.procs import Launched, cpu_seconds, inotify_usage, peak_rss_mb, tool_processes
+from bench.procs import cpu_seconds, inotify_usage, peak_rss_mb, tool_processes
 from bench.records import Record
 from bench.tools import CHILD, HERE, Run, Tool, Watchd, warm_up_seconds
 from watchd.watch.filters import PathFilter
@@ -214,14 +214,11 @@ def startup(bench: Bench, tools: list[Tool]) -> Iterator[Result]:
     for tool in tools:
         for rep in range(bench.sizes.startup_reps):
             workdir = bench.run_dir(tool, f"startup-{rep}")
-            if isinstance(tool, Watchd):
-                run = tool.start(root, workdir, 0)
-                ready_ms: float | None = (run.ready_ns - run.launched_ns) / 1e6
-                t0 = time.monotonic_ns()  # a change right after READY=1
-            else:
-                run = _start_without_warm_up(tool, root, workdir)
-                ready_ms = None  # a peer does not say when it is ready
-                t0 = time.monotonic_ns()  # a change right after its first child started
+            # No warm-up: the change comes right after READY=1 (watchd) or right after the
+            # first child started (a peer, which does not say when it is ready).
+            run = tool.start(root, workdir, warm_up=0)
+            t0 = time.monotonic_ns()
+            ready_ms = (run.ready_ns - run.launched_ns) / 1e6 if isinstance(tool, Watchd) else None
             try:
                 trees.touch(bench.random.choice(paths))
                 seen = run.record.wait_starts(2, bench.sizes.change_timeout) is not None
@@ -237,19 +234,6 @@ def startup(bench: Bench, tools: list[Tool]) -> Iterator[Result]:
                 }
             finally:
                 run.stop()
-
-
-def _start_without_warm_up(tool: Tool, tree: Path, workdir: Path) -> Run:
-    workdir.mkdir(parents=True, exist_ok=True)
-    record = Record(workdir / "record")
-    argv, env = tool.argv(tree, record, workdir)
-    launched_ns = time.monotonic_ns()
-    launched = Launched(argv, env, workdir, workdir / "tool.log")
-    starts = record.wait_starts(1, 120)
-    if starts is None:
-        launched.stop()
-        raise RuntimeError(f"{tool.name}: no child; see {launched.log}")
-    return Run(tool, launched, record, launched_ns, starts[0].ns, starts[0].ns)
 
 
 def poll(bench: Bench, tools: list[Tool], peer_python: Path | None) -> Iterator[Result]:

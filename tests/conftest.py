@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.wait import wait_until
+from tests.helpers.leaks import no_new_processes
 
 
 def _children() -> set[int]:
@@ -42,16 +41,8 @@ def _open_fds() -> set[int]:
 
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
-    before = _children()
-    yield
-    try:
-        wait_until(lambda: not (_children() - before), "the test's child processes to exit", 5)
-    except AssertionError:
-        leaked = _children() - before
-        for pid in leaked:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        pytest.fail(f"test leaked child processes: {sorted(leaked)}")
+    with no_new_processes(_children):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import pytest
 
 from watchd.config.loader import load_config
 from watchd.config.model import Backend, DaemonConfig, OnChange, RestartPolicy
+from watchd.config.nodes import _SCALARS
 from watchd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,3 +280,9 @@ def test_shell_wants_a_string_and_unknown_users_are_caught(tmp_path: Path) -> No
         'jobs.b.user: expected a user that exists on this system, got "no-such-user-here"'
         in (lines[1])
     )
+
+
+def test_reloading_keeps_no_nodes_alive(tmp_path: Path) -> None:
+    for _ in range(3):
+        load(tmp_path, "defaults: {debounce: 1s}\njobs: {web: {command: x, stop_timeout: 2s}}\n")
+    assert not _SCALARS.constructed_objects  # a long-running daemon reloads many times

@@ -3,7 +3,6 @@ booted per test module with that package installed."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import _children
-from tests.helpers.wait import wait_until
+from tests.helpers.leaks import no_new_processes
 from tests.systemd.sandbox import LIVE, Sandbox, unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,16 +95,8 @@ def installed(sandbox: Sandbox, deb: Path) -> Installation:
 def no_leaked_processes() -> Iterator[None]:
     """tests/conftest.py's guard, minus the sandboxes: their processes are the sandbox
     system's, not the test's, and they end with its PID 1 (Sandbox.shutdown checks)."""
-    before = _ours()
-    yield
-    try:
-        wait_until(lambda: not (_ours() - before), "the test's child processes to exit", 5)
-    except AssertionError:
-        leaked = _ours() - before
-        for pid in leaked:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        pytest.fail(f"test leaked child processes: {sorted(leaked)}")
+    with no_new_processes(_ours):
+        yield
 
 
 def _ours() -> set[int]:

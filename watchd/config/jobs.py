@@ -12,7 +12,7 @@ import yaml
 
 from watchd.config import values
 from watchd.config.model import Backend, JobConfig, RestartPolicy, WatchConfig
-from watchd.config.nodes import Invalid, Issues, dotted, mapping, show, source_of
+from watchd.config.nodes import Invalid, Issues, dotted, is_null, mapping, show, source_of
 
 Parser = Callable[[yaml.Node], Any]
 
@@ -117,7 +117,7 @@ class _JobBuilder:
         entry = self.entries.get(key)
         if entry is None:
             return None
-        if key in _NULLABLE and entry.node.tag == "tag:yaml.org,2002:null":
+        if key in _NULLABLE and is_null(entry.node):
             return None
         try:
             return parser(entry.node)

@@ -17,6 +17,7 @@ from watchd.config.nodes import (
     Invalid,
     Issues,
     compose,
+    is_null,
     mapping,
     show,
     shown,
@@ -64,7 +65,7 @@ class _Loader:
     def load(self) -> DaemonConfig:
         root = compose(self.path, self.issues)
         pending_jobs: list[yaml.Node] = []
-        if root is not None and not _is_null(root):
+        if root is not None and not is_null(root):
             for key, (key_node, value) in (mapping(root, "", self.issues) or {}).items():
                 if key == "jobs":
                     pending_jobs.append(value)  # after ``defaults``, wherever that is written
@@ -99,10 +100,10 @@ class _Loader:
                     self.issues.at(value, key, f"expected one of {expected}, got {show(value)}")
             case "jobs_dir":
                 self.settings["jobs_dir"] = (
-                    None if _is_null(value) else self._value(key, value, values.path)
+                    None if is_null(value) else self._value(key, value, values.path)
                 )
             case "defaults":
-                if not _is_null(value):
+                if not is_null(value):
                     self.defaults = job_entries(value, "defaults", self.issues)
             case _:
                 unknown_key(self.issues, key_node, key, MAIN_KEYS)
@@ -114,7 +115,7 @@ class _Loader:
             parser = parsers.get(key)
             if parser is None:
                 unknown_key(self.issues, key_node, f"control.{key}", CONTROL_KEYS)
-            elif not (key == "group" and _is_null(value)):
+            elif not (key == "group" and is_null(value)):
                 parsed = self._value(f"control.{key}", value, parser)
                 if parsed is not None:
                     self.control[key] = parsed
@@ -138,7 +139,7 @@ class _Loader:
         for path in files:
             self.files.append(path)
             root = compose(path, self.issues)
-            if root is None or _is_null(root):
+            if root is None or is_null(root):
                 continue  # an empty job file defines nothing, which is fine
             for key, (key_node, value) in (mapping(root, "", self.issues) or {}).items():
                 if key == "jobs":
@@ -147,7 +148,7 @@ class _Loader:
                     unknown_key(self.issues, key_node, key, ("jobs",))
 
     def _jobs(self, node: yaml.Node) -> None:
-        if _is_null(node):
+        if is_null(node):
             return
         for name, (name_node, value) in (mapping(node, "jobs", self.issues) or {}).items():
             if not check_job_name(name_node, self.issues):
@@ -161,10 +162,6 @@ class _Loader:
             job = build_job(name_node, {**self.defaults, **own}, self.issues)
             if job is not None:
                 self.jobs[name] = job
-
-
-def _is_null(node: yaml.Node) -> bool:
-    return node.tag == "tag:yaml.org,2002:null"
 
 
 def _reading_order(issue: ConfigIssue) -> tuple[str, int, int]:

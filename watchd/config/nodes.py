@@ -11,6 +11,7 @@ import yaml
 from watchd.errors import ConfigIssue
 
 _SCALARS = yaml.constructor.SafeConstructor()
+_NULL = "tag:yaml.org,2002:null"
 
 
 class Invalid(ValueError):
@@ -80,12 +81,21 @@ def compose(path: Path, issues: Issues) -> yaml.Node | None:
 
 def value_of(node: yaml.Node) -> object:
     """The plain Python value of *node* (YAML 1.1 typing: ``yes`` is True, ``0660`` octal)."""
-    return _SCALARS.construct_object(node, deep=True)
+    try:
+        return _SCALARS.construct_object(node, deep=True)
+    finally:
+        # The constructor remembers every node it built; a daemon reloads for months.
+        _SCALARS.constructed_objects.clear()
+
+
+def is_null(node: yaml.Node) -> bool:
+    """``~``, ``null`` or nothing at all after the colon."""
+    return bool(node.tag == _NULL)
 
 
 def text_of(node: yaml.Node) -> str | None:
     """A scalar exactly as written (``1`` stays ``"1"``, ``yes`` stays ``"yes"``), else None."""
-    if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+    if isinstance(node, yaml.ScalarNode) and not is_null(node):
         return str(node.value)
     return None
 
@@ -96,7 +106,7 @@ def show(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    if node.tag == "tag:yaml.org,2002:null":
+    if is_null(node):
         return "nothing"
     if node.tag == "tag:yaml.org,2002:str":
         return f'"{node.value}"'
@@ -112,7 +122,7 @@ def mapping(
         return None
     entries: dict[str, tuple[yaml.ScalarNode, yaml.Node]] = {}
     for key_node, value_node in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:null":
+        if not isinstance(key_node, yaml.ScalarNode) or is_null(key_node):
             issues.at(key_node, key_path, f"expected a key name, got {show(key_node)}")
             continue
         key = str(key_node.value)
