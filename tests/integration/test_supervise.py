@@ -207,6 +207,26 @@ def test_crashing_child_backs_off_then_fails(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_command_that_cannot_be_executed_fails_to_start_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "server"
+    script.write_text("#!/bin/sh\nexec sleep 600\n")  # not executable
+    definition = {"command": [str(script)], "start_limit_burst": 1}
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}) as daemon:
+            runner = daemon.runners["web"]
+            await async_wait_until(lambda: runner.job.state is State.FAILED, "failed")
+            status = runner.status()
+            assert status["pid"] is None
+            assert status["last_trigger"]["detail"] == (
+                f"failed to start: Permission denied: {str(script)!r}"
+            )
+
+    asyncio.run(scenario())
+
+
 def test_child_ignoring_sigterm_is_killed_after_stop_timeout(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

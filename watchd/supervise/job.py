@@ -207,6 +207,7 @@ class Job:
         return []
 
     def _on_spawn_failed(self, error: str, now: float, wall: float) -> list[ev.Action]:
+        self.pid = self.started_at = None  # exec may fail after the fork was reported
         self.last_trigger = Trigger("exit", f"failed to start: {error}", wall)
         return [ev.Notice("error", f"failed to start: {error}"), *self._after_failure(now)]
 

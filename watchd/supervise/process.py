@@ -1,19 +1,23 @@
-"""Child processes: spawn in their own session, observe exit through a pidfd, stop whole
-process groups. Mechanism only; when to do any of it is the job's business."""
+"""Child processes: spawn in their own session through the exec shim, observe exit through
+a pidfd, stop whole process groups. Mechanism only; when to do any of it is the job's
+business."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import grp
 import os
 import pwd
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from watchd.supervise import shim
 from watchd.supervise.output import LineReader
 
 # Variables a child must not inherit: they describe watchd's own contract with systemd.
@@ -32,6 +36,14 @@ GROUP_POLL_INTERVAL = 0.02  # only while waiting for a group's stragglers to go
 # the orphan reaper must leave them alone.
 OWN_PIDS: set[int] = set()
 
+SHIM_SOURCE = Path(shim.__file__).read_text()
+_SHIM_STEPS = {
+    "cgroup": "cannot join the cgroup",
+    "user": "cannot switch user",
+    "pdeathsig": "cannot set the parent-death signal",
+    "fds": "cannot pass sockets",
+}
+
 
 @dataclass(frozen=True)
 class SpawnSpec:
@@ -41,6 +53,12 @@ class SpawnSpec:
     user: str | None = None
     group: str | None = None
     output: str = "log"  # "log": lines go to on_line; "null"; or a file path to append to
+    cgroup: Path | None = None  # a cgroup directory the child joins before exec
+    # Sent to the child by the kernel if watchd dies (PR_SET_PDEATHSIG): only the direct
+    # child gets it, not what that child forked away.
+    death_signal: signal.Signals | None = signal.SIGKILL
+    fds: tuple[int, ...] = ()  # become 3, 4, … with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID
+    fd_names: tuple[str, ...] = ()
 
 
 def child_environment(extra: Mapping[str, str], user: str | None) -> dict[str, str]:
@@ -55,19 +73,51 @@ def child_environment(extra: Mapping[str, str], user: str | None) -> dict[str, s
 class ChildProcess:
     """A running child, leader of its own session and process group."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], reader: LineReader | None) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], reader: LineReader | None, status: int, program: str
+    ) -> None:
         self._popen = popen
         self.pid = popen.pid
         self._reader = reader
-        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
         self._kill_timer: asyncio.TimerHandle | None = None
         OWN_PIDS.add(self.pid)
         self._pidfd = os.pidfd_open(self.pid)
-        asyncio.get_running_loop().add_reader(self._pidfd, self._on_pidfd_readable)
+        loop.add_reader(self._pidfd, self._on_pidfd_readable)
+        # The shim's report: end-of-file once exec succeeded, else what failed.
+        self._status = status
+        self._status_bytes = b""
+        self._program = program
+        self._execed: asyncio.Future[OSError | None] = loop.create_future()
+        loop.add_reader(status, self._on_status_readable)
+        self.exec_error: OSError | None = None
+
+    def _on_status_readable(self) -> None:
+        try:
+            data = os.read(self._status, 4096)
+        except BlockingIOError:
+            return
+        if data:
+            self._status_bytes += data
+            return
+        asyncio.get_running_loop().remove_reader(self._status)
+        os.close(self._status)
+        self._execed.set_result(_shim_error(self._status_bytes, self._program))
+
+    async def execed(self) -> OSError | None:
+        """Wait until the shim has exec'd the program (None) or failed to (the error)."""
+        return await asyncio.shield(self._execed)
 
     @classmethod
     def spawn(cls, spec: SpawnSpec, on_line: Callable[[str], None]) -> ChildProcess:
-        """Start the child; raise ``OSError`` (e.g. command not found) if it cannot start."""
+        """Start the child; raise ``OSError`` (e.g. command not found) if it cannot start.
+
+        A failure after the fork (exec, joining the cgroup) is known only later:
+        :attr:`exec_error` once :meth:`finish` returns.
+        """
+        env = child_environment(spec.env, spec.user)
+        _check_command(spec.argv[0], env.get("PATH", os.defpath), spec.cwd)
         stdout: int | object
         log_file = None
         if spec.output == "log":
@@ -77,27 +127,39 @@ class ChildProcess:
         else:
             log_file = open(spec.output, "ab")  # noqa: SIM115 (handed to the child, closed below)
             stdout = log_file
+        status_read, status_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             popen = subprocess.Popen(
-                spec.argv,
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    "-c",
+                    SHIM_SOURCE,
+                    *_shim_options(spec, status_write),
+                    "--",
+                    *spec.argv,
+                ],
                 cwd=spec.cwd,
-                env=child_environment(spec.env, spec.user),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
-                user=spec.user,
-                group=spec.group,
-                extra_groups=_supplementary_groups(spec.user, spec.group),
+                pass_fds=(status_write, *spec.fds),
             )
+        except BaseException:
+            os.close(status_read)
+            raise
         finally:
+            os.close(status_write)
             if log_file is not None:
                 log_file.close()
         reader = None
         if popen.stdout is not None:
             reader = LineReader(popen.stdout, on_line)
-        return cls(popen, reader)
+        return cls(popen, reader, status_read, spec.argv[0])
 
     def _on_pidfd_readable(self) -> None:
         returncode = self._popen.poll()
@@ -149,6 +211,7 @@ class ChildProcess:
         stop: *stop_signal*, then SIGKILL after *stop_timeout*.
         """
         returncode = await self.wait()
+        self.exec_error = await self.execed()
         if self.group_alive():
             self.begin_stop(stop_signal, stop_timeout)
             while self.group_alive():
@@ -167,3 +230,48 @@ def _supplementary_groups(user: str | None, group: str | None) -> list[int] | No
     entry = pwd.getpwnam(user)
     gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
     return os.getgrouplist(entry.pw_name, gid)
+
+
+def _shim_options(spec: SpawnSpec, status: int) -> list[str]:
+    options = [f"status={status}"]
+    if spec.cgroup is not None:
+        options.append(f"cgroup={spec.cgroup / 'cgroup.procs'}")
+    if spec.user is not None or spec.group is not None:
+        uid = None if spec.user is None else pwd.getpwnam(spec.user).pw_uid
+        gid = None if spec.user is None else pwd.getpwnam(spec.user).pw_gid
+        if spec.group is not None:
+            gid = grp.getgrnam(spec.group).gr_gid
+        groups = _supplementary_groups(spec.user, spec.group)
+        if groups is not None:
+            options.append("groups=" + ",".join(map(str, groups)))
+        if gid is not None:
+            options.append(f"gid={gid}")
+        if uid is not None:
+            options.append(f"uid={uid}")
+    if spec.death_signal is not None:
+        options += [f"pdeathsig={int(spec.death_signal)}", f"ppid={os.getpid()}"]
+    if spec.fds:
+        options += ["fds=" + ",".join(map(str, spec.fds)), "fdnames=" + ":".join(spec.fd_names)]
+    return options
+
+
+def _shim_error(report: bytes, program: str) -> OSError | None:
+    """The shim's ``STEP NUL ERRNO NUL FILENAME`` as the OSError it stood for."""
+    if not report:
+        return None
+    step, number, filename = report.decode(errors="replace").split("\0", 2)
+    code = int(number)
+    reason = os.strerror(code) if code else "failed"
+    if step == "exec":
+        return OSError(code, reason, filename or program)
+    return OSError(code, f"{_SHIM_STEPS.get(step, step)}: {reason}", filename or None)
+
+
+def _check_command(program: str, path: str, cwd: Path | None) -> None:
+    """Report a command that cannot be found now, as exec would, rather than from the shim."""
+    if "/" in program:
+        candidates = [Path(cwd or ".") / program]
+    else:
+        candidates = [Path(directory or ".") / program for directory in path.split(":")]
+    if not any(candidate.is_file() for candidate in candidates):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)

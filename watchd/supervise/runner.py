@@ -169,7 +169,10 @@ class JobRunner:
     async def _supervise(self, child: ChildProcess) -> None:
         returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
         self._child = None
-        self.handle(ev.Exited(returncode))
+        if child.exec_error is not None and self.job.state is not State.STOPPING:
+            self.handle(ev.SpawnFailed(_spawn_error(child.exec_error)))
+        else:
+            self.handle(ev.Exited(returncode))
 
     async def _run_before_restart(self) -> None:
         command = self.config.before_restart or ()
@@ -189,7 +192,10 @@ class JobRunner:
             self.handle(ev.BeforeRestartDone(False, "timed out"))
             return
         returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
-        self.handle(ev.BeforeRestartDone(returncode == 0, ev.describe_exit(returncode)))
+        if child.exec_error is not None:
+            self.handle(ev.BeforeRestartDone(False, _spawn_error(child.exec_error)))
+        else:
+            self.handle(ev.BeforeRestartDone(returncode == 0, ev.describe_exit(returncode)))
 
     def _spawn_spec(self, argv: tuple[str, ...]) -> SpawnSpec:
         config = self.config
