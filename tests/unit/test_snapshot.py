@@ -17,6 +17,7 @@ stats: st.SearchStrategy[Stat] = st.one_of(
         st.integers(0, 3),  # mtime_ns
         st.integers(0, 2),  # size
         st.integers(1, 3),  # inode
+        st.sampled_from([0o100644, 0o100755]),  # mode
     ),
 )
 snapshots: st.SearchStrategy[Snapshot] = st.dictionaries(keys, st.dictionaries(names, stats))
@@ -60,26 +61,32 @@ def test_diff_backwards_swaps_added_and_deleted(old: Snapshot, new: Snapshot) ->
 
 
 def test_an_mtime_that_goes_backwards_is_a_modification() -> None:
-    old = {"/srv/": {"app.py": (2_000_000_000, 10, 7)}}
-    new = {"/srv/": {"app.py": (1_000_000_000, 10, 7)}}
+    old = {"/srv/": {"app.py": (2_000_000_000, 10, 7, 0o100644)}}
+    new = {"/srv/": {"app.py": (1_000_000_000, 10, 7, 0o100644)}}
     assert diff(old, new) == [Change(ChangeKind.MODIFIED, "/srv/app.py")]
 
 
 def test_a_new_inode_alone_is_a_modification() -> None:
-    old = {"/srv/": {"app.py": (5, 10, 7)}}
-    new = {"/srv/": {"app.py": (5, 10, 8)}}
+    old = {"/srv/": {"app.py": (5, 10, 7, 0o100644)}}
+    new = {"/srv/": {"app.py": (5, 10, 8, 0o100644)}}
     assert diff(old, new) == [Change(ChangeKind.MODIFIED, "/srv/app.py")]
 
 
+def test_a_mode_change_alone_is_a_modification() -> None:
+    old = {"/srv/": {"run.sh": (5, 10, 7, 0o100644)}}
+    new = {"/srv/": {"run.sh": (5, 10, 7, 0o100755)}}
+    assert diff(old, new) == [Change(ChangeKind.MODIFIED, "/srv/run.sh")]
+
+
 def test_a_file_replaced_by_a_directory_is_one_modification() -> None:
-    old = {"/srv/": {"lib": (5, 10, 7)}}
+    old = {"/srv/": {"lib": (5, 10, 7, 0o100644)}}
     new = {"/srv/": {"lib": DIR}, "/srv/lib/": {}}
     assert diff(old, new) == [Change(ChangeKind.MODIFIED, "/srv/lib")]
 
 
 def test_a_directory_that_appears_is_added_with_its_files() -> None:
     old: Snapshot = {"/srv/": {}}
-    new = {"/srv/": {"app": DIR}, "/srv/app/": {"main.py": (1, 1, 1)}}
+    new = {"/srv/": {"app": DIR}, "/srv/app/": {"main.py": (1, 1, 1, 1)}}
     assert diff(old, new) == [
         Change(ChangeKind.ADDED, "/srv/app"),
         Change(ChangeKind.ADDED, "/srv/app/main.py"),
@@ -87,7 +94,7 @@ def test_a_directory_that_appears_is_added_with_its_files() -> None:
 
 
 def test_a_directory_that_vanishes_is_deleted_with_its_files() -> None:
-    old = {"/srv/": {"app": DIR}, "/srv/app/": {"main.py": (1, 1, 1)}}
+    old = {"/srv/": {"app": DIR}, "/srv/app/": {"main.py": (1, 1, 1, 1)}}
     new: Snapshot = {"/srv/": {}}
     assert as_set(diff(old, new)) == {
         (ChangeKind.DELETED, "/srv/app"),
@@ -96,8 +103,8 @@ def test_a_directory_that_vanishes_is_deleted_with_its_files() -> None:
 
 
 def test_paths_count_and_kinds() -> None:
-    snapshot = {"/": {"srv": DIR}, "/srv/": {"a": (1, 2, 3), "b": DIR}}
-    assert flatten(snapshot) == {"/srv": DIR, "/srv/a": (1, 2, 3), "/srv/b": DIR}
+    snapshot = {"/": {"srv": DIR}, "/srv/": {"a": (1, 2, 3, 4), "b": DIR}}
+    assert flatten(snapshot) == {"/srv": DIR, "/srv/a": (1, 2, 3, 4), "/srv/b": DIR}
     assert count(snapshot) == 3
     assert is_dir(DIR)
-    assert not is_dir((1, 2, 3))
+    assert not is_dir((1, 2, 3, 4))

@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -226,8 +227,9 @@ def test_two_subscriptions_on_one_directory_both_get_events(backend: Backend, tr
             if isinstance(watcher, InotifyWatcher):
                 fd = watcher.fileno()
                 assert fd is not None
-                assert watcher.kernel_watches() == 1
-                assert inotify_watches_in_kernel(fd) == 1
+                # The tree, and the directories on the way to its own (shared too).
+                assert watcher.kernel_watches() == len(tree.parents)
+                assert inotify_watches_in_kernel(fd) == len(tree.parents)
             (tree / "a.py").write_text("x\n")
             await first.wait_for(tree / "a.py", ADDED)
             await second.wait_for(tree / "a.py", ADDED)
@@ -269,8 +271,9 @@ def test_closing_a_subscription_stops_delivery_and_releases_its_watches(
                 assert gone.watched_paths() == 0
                 fd = watcher.fileno()
                 assert fd is not None
-                assert watcher.kernel_watches() == 1
-                assert inotify_watches_in_kernel(fd) == 1
+                # other, and the directories on the way to its own.
+                assert watcher.kernel_watches() == len(other.parents)
+                assert inotify_watches_in_kernel(fd) == len(other.parents)
             (tree / "sub" / "late.py").write_text("x\n")
             (other / "sentinel.py").write_text("x\n")
             await kept.wait_for(other / "sentinel.py")
@@ -391,6 +394,102 @@ def test_symlinked_root_is_followed_and_reported_under_its_own_name(
     asyncio.run(main())
 
 
+def test_a_symlink_on_the_way_to_the_root_is_followed_when_switched(
+    backend: Backend, tree: Path
+) -> None:
+    for release in ("v1", "v2"):
+        (tree / "releases" / release / "src").mkdir(parents=True)
+    (tree / "current").symlink_to("releases/v1")
+    root = tree / "current" / "src"  # the link is not the root itself
+
+    async def main() -> None:
+        async with backend.watcher() as watcher:
+            seen = Recorder()
+            await watcher.subscribe(backend.spec(root), seen)
+            (tree / "next").symlink_to("releases/v2")
+            os.rename(tree / "next", tree / "current")
+            await seen.wait_for_under(root)
+            (tree / "releases" / "v2" / "src" / "new.py").write_text("x\n")
+            await seen.wait_for(root / "new.py", ADDED)
+            seen.batches.clear()
+            (tree / "releases" / "v1" / "src" / "old.py").write_text("x\n")
+            (tree / "releases" / "v2" / "src" / "sentinel.py").write_text("x\n")
+            await seen.wait_for(root / "sentinel.py", ADDED)
+            assert not seen.saw(root / "old.py")
+
+    asyncio.run(main())
+
+
+def test_a_moved_parent_leaves_the_root_missing_until_it_is_back(
+    backend: Backend, tree: Path
+) -> None:
+    app = tree / "app"
+    root = app / "src"
+    root.mkdir(parents=True)
+    (root / "main.py").write_text("x\n")
+
+    async def main() -> None:
+        async with backend.watcher() as watcher:
+            seen = Recorder()
+            await watcher.subscribe(backend.spec(root), seen)
+            os.rename(app, tree / "app.old")
+            await seen.wait_for_under(root)
+            # Moved away: what happens there is no longer the root's business.
+            (tree / "app.old" / "src" / "moved.py").write_text("x\n")
+            # And the root, now missing, is watched for again.
+            root.mkdir(parents=True)
+            (root / "main.py").write_text("y\n")
+            await seen.wait_for(root / "main.py", WRITTEN)
+            assert not seen.saw(root / "moved.py")
+            assert not [c for c in seen.changes if "app.old" in c.path]
+
+    asyncio.run(main())
+
+
+def test_a_removed_parent_is_noticed_and_the_root_watched_for_again(
+    backend: Backend, tree: Path
+) -> None:
+    root = tree / "app" / "src"
+    root.mkdir(parents=True)
+    (root / "main.py").write_text("x\n")
+
+    async def main() -> None:
+        async with backend.watcher() as watcher:
+            seen = Recorder()
+            await watcher.subscribe(backend.spec(root), seen)
+            shutil.rmtree(tree / "app")
+            await seen.wait_for(root / "main.py", DELETED)
+            root.mkdir(parents=True)
+            (root / "again.py").write_text("x\n")
+            await seen.wait_for(root / "again.py", ADDED)
+
+    asyncio.run(main())
+
+
+def test_content_and_mode_changes_count_and_an_access_time_alone_does_not(
+    backend: Backend, tree: Path
+) -> None:
+    touched, chmodded, read = tree / "touched.py", tree / "run.sh", tree / "read.py"
+    for path in (touched, chmodded, read):
+        path.write_text("x\n")
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # long ago: any change shows
+
+    async def main() -> None:
+        async with backend.watcher() as watcher:
+            seen = Recorder()
+            await watcher.subscribe(backend.spec(tree), seen)
+            subprocess.run(["touch", "-a", str(read)], check=True)  # touch -a: now
+            os.utime(touched)  # touch: both times now
+            await seen.wait_for(touched, MODIFIED)
+            os.chmod(chmodded, 0o755)
+            await seen.wait_for(chmodded, MODIFIED)
+            (tree / "sentinel.py").write_text("x\n")
+            await seen.wait_for(tree / "sentinel.py")
+            assert not seen.saw(read)
+
+    asyncio.run(main())
+
+
 # ---- inotify only ---------------------------------------------------------------------
 
 INOTIFY = Backend("inotify", InotifyWatcher)
@@ -418,13 +517,19 @@ class LimitedKernel(InotifyKernel):
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
-        self.added = 0
+        self.wds: set[int] = set()
 
     def add_watch(self, path: str, mask: int) -> int:
-        if self.added >= self.limit:
+        wd = super().add_watch(path, mask)
+        if wd not in self.wds and len(self.wds) >= self.limit:
+            super().rm_watch(wd)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
-        self.added += 1
-        return super().add_watch(path, mask)
+        self.wds.add(wd)
+        return wd
+
+    def rm_watch(self, wd: int) -> None:
+        self.wds.discard(wd)
+        super().rm_watch(wd)
 
 
 def test_inotify_subscription_names_its_backend(tree: Path) -> None:
@@ -480,7 +585,7 @@ def test_overflow_reports_every_root_and_resynchronises(tmp_path: Path) -> None:
             assert second.changes == [Change(ChangeKind.OVERFLOW, str(two))]
             # Resynchronised: the new directory is watched, the deleted one forgotten.
             assert both.watched_paths() == 3
-            assert watcher.kernel_watches() == 3
+            assert watcher.kernel_watches() == 3 + len(base.parents)  # and the way to base
             (two / "new" / "a.py").write_text("x\n")
             await first.wait_for(two / "new" / "a.py", ADDED)
             await second.wait_for(two / "new" / "a.py", ADDED)
@@ -496,7 +601,8 @@ def test_watch_limit_raises_and_releases_what_the_subscription_added(tmp_path: P
     small.mkdir()
     for name in "abcde":
         os.makedirs(big / name)
-    kernel = LimitedKernel(limit=3)
+    on_the_way = len(base.parents)  # watched for every root below base, shared
+    kernel = LimitedKernel(limit=on_the_way + 1 + 3)
 
     async def main() -> None:
         watcher = InotifyWatcher(lambda: kernel)
@@ -507,8 +613,8 @@ def test_watch_limit_raises_and_releases_what_the_subscription_added(tmp_path: P
                 await watcher.subscribe(INOTIFY.spec(big), Recorder())
             fd = watcher.fileno()
             assert fd is not None
-            assert watcher.kernel_watches() == 1
-            assert inotify_watches_in_kernel(fd) == 1
+            assert watcher.kernel_watches() == on_the_way + 1
+            assert inotify_watches_in_kernel(fd) == on_the_way + 1
             (small / "still.py").write_text("x\n")
             await seen.wait_for(small / "still.py", ADDED)
         finally:
@@ -520,7 +626,7 @@ def test_watch_limit_raises_and_releases_what_the_subscription_added(tmp_path: P
 def test_watch_limit_reached_later_is_logged_and_watching_goes_on(
     tree: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    kernel = LimitedKernel(limit=2)
+    kernel = LimitedKernel(limit=len(tree.parents) + 1)  # the tree, the way to it, and a/
 
     async def main() -> None:
         watcher = InotifyWatcher(lambda: kernel)

@@ -400,3 +400,60 @@ def test_a_failing_callback_does_not_end_the_watch(
 
     asyncio.run(main())
     assert "handler bug" in caplog.text
+
+
+def test_an_operation_longer_than_a_scan_interval_is_delivered_as_one_batch(
+    tmp_path: Path,
+) -> None:
+    """A checkout or an rsync that several scans land in is one batch, not one per scan."""
+    batches: list[Sequence[Change]] = []
+    interval = 0.1
+    written = 40
+
+    async def main() -> None:
+        watcher = PollWatcher()
+        spec = WatchSpec((tmp_path,), PathFilter(), interval, settle_max=60.0)
+        try:
+            await watcher.subscribe(spec, batches.append)
+            # Spread over about four intervals, never pausing for a whole one.
+            for number in range(written):
+                write(tmp_path / f"f{number}.py")
+                await asyncio.sleep(interval / 10)
+            await async_wait_until(lambda: batches, "the batch")
+            # A later change is a batch of its own.
+            write(tmp_path / "later.py")
+            await async_wait_until(lambda: len(batches) >= 2, "a second batch")
+        finally:
+            await watcher.close()
+
+    asyncio.run(main())
+    assert len(batches[0]) == written
+    assert batches[1] == [Change(ChangeKind.ADDED, str(tmp_path / "later.py"))]
+
+
+def test_a_tree_that_never_settles_is_still_delivered_within_settle_max(tmp_path: Path) -> None:
+    batches: list[Sequence[Change]] = []
+    stop = False
+
+    async def keep_writing() -> None:
+        for number in itertools.count():
+            if stop:
+                return
+            write(tmp_path / f"f{number}.py")
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        nonlocal stop
+        watcher = PollWatcher()
+        spec = WatchSpec((tmp_path,), PathFilter(), 0.05, settle_max=0.3)
+        writer = asyncio.get_running_loop().create_task(keep_writing())
+        try:
+            await watcher.subscribe(spec, batches.append)
+            await async_wait_until(lambda: len(batches) >= 2, "batches while writes go on")
+        finally:
+            stop = True
+            await writer
+            await watcher.close()
+
+    asyncio.run(main())
+    assert all(batches)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import re
 import shlex
@@ -86,15 +87,22 @@ def strings(node: yaml.Node) -> tuple[str, ...]:
 
 
 def path(node: yaml.Node) -> Path:
-    """An absolute path; a relative one is taken from the folder of the file it is written in."""
-    text = string(node)
-    return (source_of(node).parent / Path(text).expanduser()).resolve()
+    """An absolute path; a relative one is taken from the folder of the file it is written in.
+
+    Symlinks are kept as written, not resolved: ``current -> releases/v2`` switched later
+    must be followed (watched again, a child started there), not pinned to ``v2``.
+    """
+    return _absolute(source_of(node).parent, string(node))
 
 
 def paths(node: yaml.Node) -> tuple[Path, ...]:
-    texts = strings(node)
     base = source_of(node).parent
-    return tuple((base / Path(text).expanduser()).resolve() for text in texts)
+    return tuple(_absolute(base, text) for text in strings(node))
+
+
+def _absolute(base: Path, text: str) -> Path:
+    # Lexically: "." and ".." go, symlinks stay.
+    return Path(os.path.abspath(base / Path(text).expanduser()))
 
 
 def command(node: yaml.Node, shell: bool) -> tuple[str, ...]:

@@ -37,6 +37,10 @@ class WatchSpec:
     roots: tuple[Path, ...]
     filter: PathFilter
     poll_interval: float = 1.0  # used by the poll backend only
+    # Poll only: changes found by a scan wait for a scan that finds nothing new (the tree
+    # has settled: a checkout is one batch, not one per scan that landed in it), but at
+    # most this long.
+    settle_max: float = 2.0
 
 
 # Called on the event loop with a non-empty batch of changes.

@@ -7,19 +7,25 @@ from pathlib import Path
 
 import pathspec
 
-# Editor temp/swap files and VCS/cache directories, ignored unless a job turns them off.
+# Editor temp/swap files, VCS directories and tool caches, ignored unless a job turns
+# them off. In gitignore syntax a line that starts with "#" is a comment, so emacs' is "\\#*#".
 DEFAULT_EXCLUDES: tuple[str, ...] = (
-    ".*.sw?",  # vim swap
-    "*~",  # vim/emacs backup
+    ".*.sw?",  # vim (and nano) swap: .app.py.swp, .swo, .swx
+    "*~",  # vim, emacs, mg, nano backup: app.py~
     "4913",  # vim's write-permission probe
-    ".#*",  # emacs lock
-    "#*#",  # emacs auto-save
+    ".#*",  # emacs lock: .#app.py
+    "\\#*#",  # emacs and mg auto-save: #app.py#
     "*___jb_tmp___",  # JetBrains safe write
     "*___jb_old___",
     ".git/",
     ".hg/",
     "__pycache__/",
     "*.pyc",
+    ".pytest_cache/",  # tool caches: written by running the tool, never source
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".tox/",
+    ".nox/",
 )
 
 
@@ -38,8 +44,12 @@ class PathFilter:
         *,
         default_excludes: bool = True,
         extra_exclude_lines: Iterable[str] = (),
+        always: Iterable[str] = (),
     ) -> None:
         self.include_patterns = tuple(include)
+        # Paths (relative) heard about whatever the patterns say: a file the watcher itself
+        # must see, such as a .gitignore that is re-read when it changes.
+        self.always = frozenset(always)
         self.exclude_patterns = tuple(exclude)
         self.default_excludes = default_excludes
         exclude_lines = list(self.exclude_patterns) + list(extra_exclude_lines)
@@ -61,17 +71,24 @@ class PathFilter:
         *,
         default_excludes: bool = True,
     ) -> PathFilter:
-        """A filter that also honours the ``.gitignore`` at the top of each root."""
-        lines: list[str] = []
-        for root in roots:
-            try:
-                lines += (root / ".gitignore").read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-        return cls(include, exclude, default_excludes=default_excludes, extra_exclude_lines=lines)
+        """A filter that also honours the ``.gitignore`` at the top of each root, and always
+        hears about those files (so that they can be read again when they change)."""
+        return cls(
+            include,
+            exclude,
+            default_excludes=default_excludes,
+            extra_exclude_lines=read_gitignores(roots),
+            always=(GITIGNORE,),
+        )
 
     def accepts(self, relpath: str, is_dir: bool = False) -> bool:
         """Does a change to *relpath* (a file, or a directory when *is_dir*) matter?"""
+        if relpath in self.always and not is_dir:
+            return True
+        return self.wanted(relpath, is_dir)
+
+    def wanted(self, relpath: str, is_dir: bool = False) -> bool:
+        """What the patterns alone say of *relpath* (``always`` aside)."""
         if not relpath or relpath == ".":
             return True
         probe = relpath + "/" if is_dir else relpath
@@ -94,4 +111,18 @@ class PathFilter:
         return hash(self._key())
 
     def _key(self) -> tuple[object, ...]:
-        return (self.include_patterns, self.exclude_patterns, self.default_excludes)
+        return (self.include_patterns, self.exclude_patterns, self.default_excludes, self.always)
+
+
+GITIGNORE = ".gitignore"
+
+
+def read_gitignores(roots: Iterable[Path]) -> list[str]:
+    """The lines of the ``.gitignore`` at the top of each root (missing ones are empty)."""
+    lines: list[str] = []
+    for root in roots:
+        try:
+            lines += (root / GITIGNORE).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+    return lines

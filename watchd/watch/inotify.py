@@ -21,7 +21,15 @@ import inotify_simple
 
 from watchd.errors import WatchLimitError
 from watchd.watch.base import Change, ChangeKind, OnChanges, WatchSpec
-from watchd.watch.translate import WATCH_MASK, RawEvent, Rearm, Resync, ScanDir, WatchTable
+from watchd.watch.translate import (
+    PATH_MASK,
+    WATCH_MASK,
+    RawEvent,
+    Rearm,
+    Resync,
+    ScanDir,
+    WatchTable,
+)
 from watchd.watch.watches import Mode, ViewKind, ViewSpec, join, parent
 
 log = logging.getLogger("watchd.watch")
@@ -71,6 +79,30 @@ def created_complete(path: str) -> bool:
     except OSError:
         return False  # gone already: its deletion follows
     return not stat.S_ISREG(info.st_mode) or info.st_nlink > 1
+
+
+def more_than_access_time(path: str) -> bool:
+    """After ``IN_ATTRIB`` on *path*: did its content times, mode or owner change, rather
+    than its access time alone? Setting the access time sets the change time to the very
+    same clock reading, and leaves the modification time alone (``touch -a``); a ``chmod``
+    leaves the access time as it was."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False  # gone: its deletion is the change
+    return not (info.st_atime_ns == info.st_ctime_ns != info.st_mtime_ns)
+
+
+def _steps(path: str) -> list[tuple[str, str]]:
+    """``(directory resolved, next name)`` for each step from ``/`` to the absolute *path*."""
+    steps: list[tuple[str, str]] = []
+    head = path
+    while True:
+        directory, name = os.path.split(head)
+        if not name:
+            return steps[::-1]
+        steps.append((os.path.realpath(directory), name))
+        head = directory
 
 
 class InotifySubscription:
@@ -172,7 +204,7 @@ class InotifyWatcher:
     def handle_events(self, events: Sequence[RawEvent]) -> None:
         """Translate one read's events, carry out what they require, and hand each
         subscription at most one batch."""
-        outcome = self.table.handle(events, created_complete)
+        outcome = self.table.handle(events, created_complete, more_than_access_time)
         self._release()
         changes = outcome.changes
         if any(isinstance(action, Resync) for action in outcome.actions):
@@ -249,6 +281,7 @@ class InotifyWatcher:
                 return Mode.WAIT, real, views if awaited is None else [*views, awaited]
             if report:
                 out.append(Change(ChangeKind.ADDED, given))
+            views = self._path_views(given, real, added)
             if is_dir:
                 tree = self._walk(sub, index, "", real=real, report=report, out=out, added=added)
                 return Mode.TREE, real, views + tree
@@ -264,8 +297,23 @@ class InotifyWatcher:
         if not os.path.islink(given):
             return []
         directory = os.path.realpath(os.path.dirname(given))
-        wd = self._watch(directory, added)
-        return [] if wd is None else [(ViewKind.LINK, os.path.basename(given), wd, directory)]
+        wd = self._watch(directory, added, PATH_MASK)
+        name = join(directory, os.path.basename(given))
+        return [] if wd is None else [(ViewKind.LINK, name, wd, directory)]
+
+    def _path_views(self, given: str, real: str, added: list[int]) -> list[ViewSpec]:
+        """Watch every directory on the way to an existing root, as written and as
+        resolved, for the next name: a parent moved or removed, or a symlink on the way
+        switched, is then noticed (the root's own watch follows its inode wherever it
+        goes). The root's own entry in its directory is its own watch's business."""
+        steps = dict.fromkeys(_steps(given) + _steps(real))
+        steps.pop(os.path.split(real), None)
+        views: list[ViewSpec] = []
+        for directory, name in steps:
+            wd = self._watch(directory, added, PATH_MASK)
+            if wd is not None:
+                views.append((ViewKind.LINK, join(directory, name), wd, directory))
+        return views
 
     def _wait_view(self, real: str, added: list[int]) -> ViewSpec | None:
         """Watch the nearest existing ancestor of the missing *real* for its next name;
@@ -356,19 +404,19 @@ class InotifyWatcher:
                 log.debug("inotify: cannot list %s: %s", path, error)
         return views
 
-    def _watch(self, path: str, added: list[int]) -> int | None:
+    def _watch(self, path: str, added: list[int], mask: int = WATCH_MASK) -> int | None:
         """Add a watch on directory *path*; None if it cannot be watched (gone, not a
         directory, no permission): skipped, the rest of the tree goes on."""
         try:
-            return self._add_watch(path, added)
+            return self._add_watch(path, added, mask)
         except OSError as error:
             log.debug("inotify: cannot watch %s: %s", path, error)
             return None
 
-    def _add_watch(self, path: str, added: list[int]) -> int:
+    def _add_watch(self, path: str, added: list[int], mask: int = WATCH_MASK) -> int:
         assert self._kernel is not None
         try:
-            wd = self._kernel.add_watch(path, WATCH_MASK)
+            wd = self._kernel.add_watch(path, mask)
         except OSError as error:
             if error.errno == errno.ENOSPC:
                 raise WatchLimitError(path) from error

@@ -4,6 +4,11 @@ For file systems where inotify is blind (NFS and other network or FUSE file syst
 the fallback when inotify runs out of watches. Scans run on a small thread pool owned by
 the watcher, so the event loop never waits for the disk; a subscription's next scan is
 scheduled only after its previous one has finished, so slow scans never pile up.
+
+A scan that finds changes is followed, ``SETTLE`` seconds later, by another; the changes are
+delivered once a scan finds nothing new (or after the spec's ``settle_max``), so that an
+operation several scans long (a ``git checkout``, an ``rsync``) is one batch, as inotify's
+debounced events are.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ log = logging.getLogger("watchd.watch")
 MAX_SCAN_THREADS = 2
 # A zero interval would rescan without pause: one core spent on nothing.
 MIN_INTERVAL = 0.01
+# The wait before the scan that checks whether the tree has settled (at most the interval).
+SETTLE = 0.25
 
 
 class PollSubscription:
@@ -38,6 +45,8 @@ class PollSubscription:
     ) -> None:
         self._scanner = Scanner(spec.roots, spec.filter)
         self._interval = max(MIN_INTERVAL, spec.poll_interval)
+        self._settle = min(self._interval, SETTLE)
+        self._settle_max = spec.settle_max
         self._on_changes = on_changes
         self._executor = executor
         self._backend = backend
@@ -80,8 +89,11 @@ class PollSubscription:
             self._on_close(self)
 
     async def _poll_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        pending: dict[Change, None] = {}
+        since = 0.0
         while True:
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self._settle if pending else self._interval)
             try:
                 changes = await self._scan()
             except ScanAborted:
@@ -89,8 +101,17 @@ class PollSubscription:
             except Exception:  # a bug in the scan must not end the watch
                 log.exception("poll scan of %s failed", ", ".join(self._scanner.roots))
                 continue
-            if changes and not self._closed:
-                self._deliver(changes)
+            if self._closed:
+                return
+            if changes:
+                if not pending:
+                    since = loop.time()
+                pending.update(dict.fromkeys(changes))
+                if loop.time() - since < self._settle_max:
+                    continue
+            if pending:
+                batch, pending = list(pending), {}
+                self._deliver(batch)
 
     async def _scan(self) -> list[Change]:
         self._scanning = self._executor.submit(self._scanner.rescan)

@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from watchd.watch.base import Change
+from watchd.watch.base import Change, ChangeKind
 from watchd.watch.filters import PathFilter
 from watchd.watch.snapshot import DIR, Snapshot, Stat, count, diff
 
@@ -52,6 +52,9 @@ class Scanner:
         self.filter = path_filter
         self.snapshot: Snapshot = {}
         self.skipped: Skipped = {}
+        # (st_dev, st_ino) of each root, symlinks followed: a root pointed at another
+        # directory (a symlink on the way switched) is a change even when both look alike.
+        self.identities: dict[str, tuple[int, int]] = {}
         self.aborted = False  # set from another thread to end a scan early
 
     def watched_paths(self) -> int:
@@ -67,7 +70,12 @@ class Scanner:
                 raise ScanAborted
             scan.directory(*scan.stack.pop())
         changes = diff(self.snapshot, scan.out)
-        self.snapshot, self.skipped = scan.out, scan.skipped
+        changes += [
+            Change(ChangeKind.MODIFIED, root)
+            for root, identity in scan.identities.items()
+            if self.identities.get(root, identity) != identity
+        ]
+        self.snapshot, self.skipped, self.identities = scan.out, scan.skipped, scan.identities
         return changes
 
 
@@ -80,6 +88,7 @@ class _Scan:
         self.previous_skipped = scanner.skipped
         self.out: Snapshot = {}
         self.skipped: Skipped = {}
+        self.identities: dict[str, tuple[int, int]] = {}
         self.stack: list[tuple[str, int, int]] = []  # (key, length of its root's key, flags)
 
     def root(self, root: str) -> None:
@@ -87,11 +96,12 @@ class _Scan:
             st = os.stat(root)  # a root named by the user is followed if it is a symlink
         except (OSError, ValueError):
             return
+        self.identities[root] = (st.st_dev, st.st_ino)
         parent, name = os.path.split(root)
         is_dir = stat.S_ISDIR(st.st_mode)
         if name:  # "/" itself is in no directory
             parent_key = parent if parent.endswith("/") else parent + "/"
-            entry = DIR if is_dir else (st.st_mtime_ns, st.st_size, st.st_ino)
+            entry = DIR if is_dir else (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
             self.out.setdefault(parent_key, {})[name] = entry
         if is_dir:
             key = root if root.endswith("/") else root + "/"
@@ -147,7 +157,7 @@ class _Scan:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:  # removed since it was listed
                         continue
-                    entries[name] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                    entries[name] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
         except OSError:
             pass  # the listing broke off (the directory went away): keep what was read
         return subdirs

@@ -14,14 +14,15 @@ from typing import Final
 
 from watchd.watch.base import Change, ChangeKind
 
-# (st_mtime_ns, st_size, st_ino): a file (or symlink) counts as changed when any of these
-# differ, whichever way they moved: an mtime set back by ``touch -d`` or ``tar -x``, or a
-# rename that replaces a file by another of the same size and mtime.
-Stat = tuple[int, int, int]
+# (st_mtime_ns, st_size, st_ino, st_mode): a file (or symlink) counts as changed when any
+# of these differ, whichever way they moved: an mtime set back by ``touch -d`` or ``tar
+# -x``, a rename that replaces a file by another of the same size and mtime, a ``chmod``.
+# The access time is not compared: reading a file is not changing it.
+Stat = tuple[int, int, int, int]
 
 # A directory. Its own mtime is not compared: it changes whenever an entry is added or
 # removed, and those entries are reported themselves.
-DIR: Final[Stat] = (-1, -1, -1)
+DIR: Final[Stat] = (-1, -1, -1, -1)
 
 Snapshot = dict[str, dict[str, Stat]]
 

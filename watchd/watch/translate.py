@@ -8,15 +8,17 @@ and removes the kernel watches the table no longer needs (``take_unwatch``).
 Which events are a finished change:
 
 * ``IN_CLOSE_WRITE``: a writer is done. The file counts as added when its ``IN_CREATE`` was
-  seen first, else as modified.
+  seen first, else as modified, unless all it changed was the access time (below).
 * ``IN_CREATE`` of a regular file is not reported by itself: whoever created it still has
   it open for writing, and its ``IN_CLOSE_WRITE`` follows. Entries that are created without
   being opened for writing never get one, so those count at once: symlinks, hard links (a
   regular file whose link count is above one) and special files. The driver's ``probe``
   tells which is which.
 * ``IN_MOVED_TO`` (how editors' atomic saves look) counts as added; ``IN_DELETE`` and
-  ``IN_MOVED_FROM`` as deleted; ``IN_ATTRIB`` (chmod, ``touch -m``) as modified, unless the
-  file is still being written after its creation.
+  ``IN_MOVED_FROM`` as deleted; ``IN_ATTRIB`` as modified when the driver's ``attributes``
+  probe says the content times or the mode changed (``chmod``, ``touch``), not for an
+  access time alone (``touch -a``), and not while the file is still being written after its
+  creation. A directory's own attributes never count (the poll backend does not see them).
 * ``IN_MODIFY`` is not watched at all: a half-written file is not a change yet.
 
 Directories are tracked by the events of their parent: created or moved in, they are
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from watchd.watch.base import Change, ChangeKind
-from watchd.watch.watches import SubState, View, ViewKind, Watches, join
+from watchd.watch.watches import Mode, SubState, View, ViewKind, Watches, awaited_name, join
 
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008
@@ -51,9 +53,9 @@ IN_DONT_FOLLOW = 0x02000000
 IN_EXCL_UNLINK = 0x04000000
 IN_ISDIR = 0x40000000
 
-# Every watch is on a directory, with this one mask (a second add_watch of the same inode
-# replaces the mask, so there must be only one). The driver passes resolved paths, so
-# IN_DONT_FOLLOW only guards against a directory swapped for a symlink meanwhile.
+# Every watch of a tree is on a directory, with this one mask (a second add_watch of the
+# same inode replaces the mask). The driver passes resolved paths, so IN_DONT_FOLLOW only
+# guards against a directory swapped for a symlink meanwhile.
 WATCH_MASK = (
     IN_CLOSE_WRITE
     | IN_MOVED_TO
@@ -66,6 +68,23 @@ WATCH_MASK = (
     | IN_ONLYDIR
     | IN_DONT_FOLLOW
     | IN_EXCL_UNLINK
+)
+
+IN_MASK_ADD = 0x20000000
+
+# A directory on the way to a root needs only its entries' comings and goings: added with
+# IN_MASK_ADD, so that a tree watch on the same inode keeps its own mask (and adding the
+# tree's mask later covers this one).
+PATH_MASK = (
+    IN_MOVED_TO
+    | IN_MOVED_FROM
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    | IN_MASK_ADD
 )
 
 _APPEARS = IN_CREATE | IN_MOVED_TO
@@ -87,8 +106,13 @@ class RawEvent(NamedTuple):
 
 
 # Tells whether a just-created non-directory entry (absolute path) is already complete,
-# i.e. no IN_CLOSE_WRITE will follow for it.
+# i.e. no IN_CLOSE_WRITE will follow for it; or, for IN_ATTRIB, whether what changed is more
+# than the access time.
 Probe = Callable[[str], bool]
+
+
+def _every_attribute(path: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -139,7 +163,9 @@ class WatchTable(Watches):
         super().__init__()
         self._fresh: set[tuple[int, str]] = set()  # (wd, name) created, not yet closed
 
-    def handle(self, events: Iterable[RawEvent], probe: Probe) -> Outcome:
+    def handle(
+        self, events: Iterable[RawEvent], probe: Probe, attributes: Probe = _every_attribute
+    ) -> Outcome:
         """What *events* mean for each subscription, and what the driver must do next."""
         out = Outcome()
         for event in events:
@@ -154,7 +180,7 @@ class WatchTable(Watches):
                 continue
             kind = None
             if event.name and not event.mask & IN_ISDIR:
-                kind = self._file_kind(event, probe)
+                kind = self._file_kind(event, probe, attributes)
             for sub in list(subs):
                 state = self._subs[sub]
                 for view in list(state.by_wd.get(event.wd, ())):
@@ -163,7 +189,7 @@ class WatchTable(Watches):
                         self._dispatch(state, view, event, kind, out)
         return out
 
-    def _file_kind(self, event: RawEvent, probe: Probe) -> ChangeKind | None:
+    def _file_kind(self, event: RawEvent, probe: Probe, attributes: Probe) -> ChangeKind | None:
         """What an event on a non-directory entry means, whoever listens."""
         key = (event.wd, event.name)
         mask = event.mask
@@ -178,9 +204,14 @@ class WatchTable(Watches):
             if key in self._fresh:
                 self._fresh.discard(key)
                 return ChangeKind.ADDED
+            # ``touch -a`` opens the file for writing, writes nothing and closes it.
+            if not attributes(join(self._dirs[event.wd], event.name)):
+                return None
             return ChangeKind.MODIFIED
         if mask & IN_ATTRIB:
-            return None if key in self._fresh else ChangeKind.MODIFIED
+            if key in self._fresh or not attributes(join(self._dirs[event.wd], event.name)):
+                return None
+            return ChangeKind.MODIFIED
         self._fresh.discard(key)
         if mask & IN_MOVED_TO:
             return ChangeKind.ADDED
@@ -206,7 +237,7 @@ class WatchTable(Watches):
             # A subdirectory's own events: its parent's say what happened to it.
         elif not event.name:
             self._anchor_self(state, view, event.mask, out)
-        elif event.name == view.rel:
+        elif event.name == awaited_name(view):
             self._awaited_entry(state, view, event, kind, out)
 
     def _tree_entry(
@@ -231,8 +262,6 @@ class WatchTable(Watches):
         elif mask & _GOES:
             kind = ChangeKind.DELETED
             self._drop_subtree(state, view.root, rel)
-        elif mask & IN_ATTRIB:
-            kind = ChangeKind.MODIFIED
         else:
             return
         if state.filter.accepts(rel, is_dir=True):
@@ -272,8 +301,11 @@ class WatchTable(Watches):
         if view.kind is ViewKind.LINK:
             if not mask & (_APPEARS | _GOES):
                 return
-            # The symlink root was removed or pointed elsewhere: one change for the root,
-            # not one for every file of the tree it now points to.
+            if state.roots[view.root].mode is Mode.WAIT and not mask & _GOES:
+                return  # the WAIT view hears of what appears, and reports what is found
+            # A directory on the way to the root (or the root's own symlink) was removed,
+            # moved away or pointed elsewhere: one change for the root, not one for every
+            # file of the tree it now names.
             out.report(state.id, ChangeKind.DELETED if mask & _GOES else ChangeKind.MODIFIED, given)
             self._rearm(state, view.root, False, out)
             return

@@ -31,7 +31,10 @@ class ViewKind(Enum):
     TREE = "tree"  # a directory of a root's tree
     FILE = "file"  # the directory holding a file root
     WAIT = "wait"  # the nearest existing ancestor of a missing root
-    LINK = "link"  # the directory holding a root that is a symlink
+    # A directory on the way to a root (its parent, theirs, …, as written and as resolved):
+    # when the next name there is moved, removed or re-pointed (a symlink switched), the root
+    # is armed again.
+    LINK = "link"
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class View:
     """One reason for one subscription to listen to one kernel watch.
 
     ``rel`` is, for a TREE view, the directory relative to the root ("" is the root
-    itself); for the other kinds, the name awaited in the watched directory.
+    itself); for the other kinds, the name awaited in the watched directory (for LINK, the
+    whole path of that entry, so that two steps with the same name stay apart).
     """
 
     root: int
@@ -47,6 +51,8 @@ class View:
     rel: str
     wd: int
 
+
+_CONTENT = (ViewKind.TREE, ViewKind.FILE, ViewKind.WAIT)
 
 # What the driver armed: (kind, rel, wd, the directory's path).
 ViewSpec = tuple[ViewKind, str, int, str]
@@ -69,6 +75,11 @@ def join(base: str, name: str) -> str:
 
 def parent(rel: str) -> str:
     return rel.rpartition("/")[0]
+
+
+def awaited_name(view: View) -> str:
+    """The entry name a non-TREE view listens for in its directory."""
+    return view.rel.rpartition("/")[2]
 
 
 @dataclass
@@ -156,8 +167,12 @@ class Watches:
         return len(self._routes)
 
     def watched_dirs(self, sub: int) -> int:
+        """The directories watched for the subscription's trees, file roots and missing
+        roots (not those watched only on the way to a root)."""
         state = self._subs.get(sub)
-        return 0 if state is None else len(state.by_wd)
+        if state is None:
+            return 0
+        return sum(1 for views in state.by_wd.values() if any(v.kind in _CONTENT for v in views))
 
     def _attach(self, state: SubState, view: View, path: str) -> None:
         key = (view.kind, view.rel)
