@@ -11,9 +11,11 @@ from pathlib import Path
 from watchd import __version__
 from watchd.config.loader import load_config
 from watchd.config.nodes import shown
+from watchd.control.socketfile import SocketPathError
 from watchd.daemon import Daemon
 from watchd.errors import ConfigError
 from watchd.log import setup_logging
+from watchd.rlimits import raise_open_files_limit
 from watchd.text import counted
 
 # sysexits' EX_CONFIG: the unit's RestartPreventExitStatus= stops a restart loop on it.
@@ -63,11 +65,16 @@ def run(config_path: Path) -> int:
         print("watchd: config refused; not starting", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.log_level)
+    raise_open_files_limit()
 
     async def serve() -> int:
         return await Daemon(config).run()
 
-    return asyncio.run(serve())
+    try:
+        return asyncio.run(serve())
+    except SocketPathError as error:
+        print(f"watchd: {error}; not starting", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

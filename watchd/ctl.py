@@ -84,6 +84,9 @@ def _logs(client: ControlClient, request: Request) -> int:
                 print(line)
             if "line" in message:
                 print(message["line"], flush=True)
+            if "gap" in message:
+                missed = counted(message["gap"], "line")
+                print(f"watchctl: {missed} not shown (this reader fell behind)", file=sys.stderr)
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK

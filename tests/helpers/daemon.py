@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,11 +74,12 @@ class Daemon:
         path.write_text(yaml.safe_dump({"jobs": jobs}, sort_keys=False))
         return path
 
-    def start(self, wait_ready: bool = True) -> None:
+    def start(self, wait_ready: bool = True, prefix: Sequence[str] = ()) -> None:
+        """Run watchd (through *prefix*, a command like ``prlimit …``, if given)."""
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "watchd", "run", "-c", str(self.config_path)],
+                [*prefix, sys.executable, "-m", "watchd", "run", "-c", str(self.config_path)],
                 stdout=log,
                 stderr=log,
                 env=env,

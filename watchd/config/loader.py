@@ -110,7 +110,7 @@ class _Loader:
 
     def _control(self, node: yaml.Node) -> None:
         # The group is looked up when the socket is made (it may not exist on a build machine).
-        parsers = {"socket": values.path, "group": values.string, "mode": values.file_mode}
+        parsers = {"socket": values.socket_path, "group": values.string, "mode": values.file_mode}
         for key, (key_node, value) in (mapping(node, "control", self.issues) or {}).items():
             parser = parsers.get(key)
             if parser is None:

@@ -95,6 +95,13 @@ def path(node: yaml.Node) -> Path:
     return _absolute(source_of(node).parent, string(node))
 
 
+def socket_path(node: yaml.Node) -> Path:
+    """An absolute path whose links are left for the kernel to follow (and to refuse, in a
+    sticky world-writable directory), never resolved here."""
+    text = string(node)
+    return source_of(node).parent / Path(text).expanduser()
+
+
 def paths(node: yaml.Node) -> tuple[Path, ...]:
     base = source_of(node).parent
     return tuple(_absolute(base, text) for text in strings(node))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from watchd.control.protocol import Request, error_reply
+from watchd.control.follow import FollowBacklog, Gap
+from watchd.control.protocol import Request, error_reply, pages
 from watchd.control.server import Reply
 
-# How many live lines a slow `logs -f` reader may fall behind before lines are dropped.
-FOLLOW_BACKLOG = 10_000
+# How far (in bytes of lines) a slow `logs -f` reader may fall behind before lines are
+# dropped and it is told how many (lines are up to 64 KiB each).
+FOLLOW_BACKLOG_BYTES = 1024 * 1024
 
 
 class Controlled(Protocol):
@@ -74,29 +75,47 @@ def _status(daemon: Controlled, names: Sequence[str]) -> dict[str, Any]:
 async def _logs(daemon: Controlled, request: Request, reply: Reply) -> None:
     (name,) = request.jobs[:1]
     if not request.follow:
-        await reply.send({"ok": True, "lines": daemon.log_tail(name, request.lines)})
+        await _send_tail(daemon.log_tail(name, request.lines), reply)
         return
-    queue: asyncio.Queue[str] = asyncio.Queue(FOLLOW_BACKLOG)
+    backlog = FollowBacklog(FOLLOW_BACKLOG_BYTES)
+    arrived = asyncio.Event()
 
     def on_line(line: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(line)
+        backlog.put(line)
+        arrived.set()
 
     unfollow = daemon.follow_log(name, on_line)
     try:
-        await reply.send({"ok": True, "lines": daemon.log_tail(name, request.lines)})
+        await _send_tail(daemon.log_tail(name, request.lines), reply)
         hang_up = asyncio.ensure_future(reply.reader.read(1))  # b"" once the client is gone
         try:
-            while True:
-                next_line = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {hang_up, next_line}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if hang_up in done:
-                    next_line.cancel()
-                    return
-                await reply.send({"line": next_line.result()})
+            await _follow(backlog, arrived, hang_up, reply)
         finally:
             hang_up.cancel()
     finally:
         unfollow()
+
+
+async def _send_tail(lines: list[str], reply: Reply) -> None:
+    """The lines in pages that fit a reply line: ``"more": true`` on all but the last."""
+    chunks = pages(lines)
+    for number, chunk in enumerate(chunks, 1):
+        more = {"more": True} if number < len(chunks) else {}
+        await reply.send({"ok": True, "lines": chunk, **more})
+
+
+async def _follow(
+    backlog: FollowBacklog, arrived: asyncio.Event, hang_up: asyncio.Future[Any], reply: Reply
+) -> None:
+    while not hang_up.done():
+        item = backlog.pop()
+        if item is None:
+            arrived.clear()
+            waiting: asyncio.Future[Any] = asyncio.ensure_future(arrived.wait())
+            await asyncio.wait({hang_up, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+        elif isinstance(item, Gap):
+            await reply.send({"gap": item.missed}, timeout=None)
+        else:
+            # No write timeout: a reader that stalls costs at most the backlog's bound.
+            await reply.send({"line": item}, timeout=None)

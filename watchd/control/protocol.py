@@ -13,6 +13,14 @@ from typing import Any
 
 MAX_REQUEST = 64 * 1024  # bytes, newline included
 REQUEST_TIMEOUT = 5.0  # seconds for a whole request line to arrive
+WRITE_TIMEOUT = 10.0  # seconds a client may leave a reply unread before it is cut off
+# Connections at once, beyond root's and watchd's own user's (never refused): so that
+# nobody can take every file descriptor the daemon has.
+MAX_CONNECTIONS = 128
+MAX_CONNECTIONS_PER_UID = 32
+# A reply line is at most this long; longer answers (logs) come in pages of PAGE_BYTES.
+MAX_REPLY = 4 * 1024 * 1024
+PAGE_BYTES = 1024 * 1024
 
 COMMANDS = frozenset({"status", "start", "stop", "restart", "reload", "logs"})
 # Commands that change something: only root and the control group may send them.
@@ -44,11 +52,18 @@ def parse_request(line: bytes) -> Request:
         body = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ProtocolError(f"malformed request: not JSON ({error})") from None
+    except RecursionError:
+        raise ProtocolError("malformed request: nested too deeply") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise ProtocolError(f"malformed request: {error}") from None
     if not isinstance(body, dict):
         raise ProtocolError("malformed request: expected a JSON object")
     command = body.get("command")
+    known = ", ".join(sorted(COMMANDS))
+    if not isinstance(command, str):
+        got = "nothing" if command is None else f"a JSON {type(command).__name__}"
+        raise ProtocolError(f'malformed request: "command" must be one of: {known}; got {got}')
     if command not in COMMANDS:
-        known = ", ".join(sorted(COMMANDS))
         raise ProtocolError(f"unknown command {command!r}; expected one of: {known}")
     jobs = body.get("jobs", [])
     if not isinstance(jobs, list) or not all(isinstance(name, str) for name in jobs):
@@ -65,7 +80,25 @@ def parse_request(line: bytes) -> Request:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate (from a request) has no UTF-8: escape it
+        return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def pages(lines: list[str], limit: int = PAGE_BYTES) -> list[list[str]]:
+    """*lines* cut into runs of about *limit* bytes each (at least one line per run)."""
+    result: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        cost = len(json.dumps(line)) + 1  # ASCII-escaped: never less than its UTF-8 form
+        if result[-1] and size + cost > limit:
+            result.append([])
+            size = 0
+        result[-1].append(line)
+        size += cost
+    return result
 
 
 def error_reply(message: str, **extra: Any) -> dict[str, Any]:
