@@ -22,6 +22,7 @@ from watchd.supervise.events import Restart, Start, Stop
 from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
+from watchd.supervise.sockets import HeldSockets
 from watchd.supervise.states import State
 from watchd.systemd import Notifier
 from watchd.text import counted
@@ -64,6 +65,8 @@ class Daemon:
         self._background: set[asyncio.Task[None]] = set()
         self._notifier = Notifier()
         self._status_update: asyncio.Handle | None = None
+        # Per job; outlive its runners, so a redefined job keeps its sockets (SPEC §10).
+        self._held: dict[str, HeldSockets] = {}
 
     async def run(self) -> int:
         """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
@@ -199,6 +202,7 @@ class Daemon:
             self._stop_jobs(diff.removed, "removed from the config"),
             self._stop_jobs([job.name for job in diff.changed], "definition changed"),
         )
+        self._release_sockets(diff.removed)
         await self._start_jobs([*diff.changed, *diff.added], detail="config changed")
         for job in diff.unchanged:
             self.runners[job.name].config = job  # same definition, maybe a new source
@@ -238,12 +242,32 @@ class Daemon:
     async def _start_jobs(self, jobs: Iterable[JobConfig], detail: str = "job started") -> None:
         """Arm every job's watches first, then start the children: a change made once
         this returns is never missed."""
-        new = [JobRunner(job, self._hub, self._status_changed) for job in jobs]
+        new = [
+            JobRunner(job, self._hub, self._status_changed, self._sockets_for(job)) for job in jobs
+        ]
         for runner in new:
             self.runners[runner.name] = runner
         await asyncio.gather(*(runner.arm() for runner in new))
         for runner in new:
             runner.start("config", detail)
+
+    def _sockets_for(self, job: JobConfig) -> HeldSockets | None:
+        """The job's held sockets: the same ones while its ``sockets`` stay the same."""
+        held = self._held.get(job.name)
+        if held is not None and held.specs != job.sockets:
+            self._release_sockets([job.name])
+            held = None
+        if not job.sockets:
+            return None
+        if held is None:
+            held = self._held[job.name] = HeldSockets(job.sockets)
+        return held
+
+    def _release_sockets(self, names: Iterable[str]) -> None:
+        for name in names:
+            held = self._held.pop(name, None)
+            if held is not None:
+                held.close()
 
     async def _stop_jobs(self, names: Iterable[str], detail: str) -> None:
         runners = [self.runners.pop(name) for name in names if name in self.runners]
@@ -256,6 +280,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._stop_jobs(list(self.runners), "watchd stopping")
+        self._release_sockets(list(self._held))
         if self._config_watch is not None:
             await self._config_watch.close()
         await self._hub.close()

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from watchd.config import values
-from watchd.config.model import Backend, JobConfig, RestartPolicy, WatchConfig
+from watchd.config import serving, values
+from watchd.config.model import Backend, JobConfig, RestartMode, RestartPolicy, WatchConfig
 from watchd.config.nodes import Invalid, Issues, dotted, is_null, mapping, show, source_of
 
 Parser = Callable[[yaml.Node], Any]
@@ -19,7 +19,8 @@ Parser = Callable[[yaml.Node], Any]
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 # Keys parsed from their own value alone; ``command``, ``before_restart`` (which depend on
-# ``shell``), ``env`` and ``watch`` (mappings merged key by key) are handled apart.
+# ``shell``), ``sockets`` (named after the job by default), ``env`` and ``watch`` (mappings
+# merged key by key) are handled apart.
 JOB_VALUES: dict[str, Parser] = {
     "shell": values.boolean,
     "cwd": values.path,
@@ -40,6 +41,11 @@ JOB_VALUES: dict[str, Parser] = {
     "start_limit_interval": values.duration,
     "output": values.output,
     "log_lines": lambda node: values.integer(node, 0),
+    "ready": serving.ready,
+    "ready_timeout": values.positive_duration,
+    "restart_mode": lambda node: values.choice(node, RestartMode),
+    "health": serving.health,
+    "watchdog": values.positive_duration,
 }
 WATCH_VALUES: dict[str, Parser] = {
     "paths": values.paths,
@@ -50,9 +56,9 @@ WATCH_VALUES: dict[str, Parser] = {
     "backend": lambda node: values.choice(node, Backend),
     "poll_interval": values.positive_duration,
 }
-JOB_KEYS = ("command", "before_restart", "env", "watch", *JOB_VALUES)
+JOB_KEYS = ("command", "before_restart", "env", "watch", "sockets", *JOB_VALUES)
 # Keys whose ``null`` means "not set": the default applies.
-_NULLABLE = {"cwd", "user", "group", "before_restart"}
+_NULLABLE = {"cwd", "user", "group", "before_restart", "health", "watchdog", "sockets"}
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,8 @@ class _JobBuilder:
         try:
             return parser(entry.node)
         except Invalid as error:
-            self.issues.at(error.node or entry.node, entry.key_path, error.message)
+            for each in (error, *error.more):
+                self.issues.at(each.node or entry.node, entry.key_path + each.where, each.message)
             self.ok = False
             return None
 
@@ -153,6 +160,7 @@ def build_job(name_node: yaml.Node, entries: dict[str, Entry], issues: Issues) -
         issues.at(name_node, f"jobs.{name}", 'missing the required key "command"')
         builder.ok = False
     before = builder.parse("before_restart", lambda node: values.command(node, shell))
+    sockets = builder.parse("sockets", serving.sockets(name)) or ()
     watch = WatchConfig(**builder.parsed(WATCH_VALUES, "watch."))
     env = builder.environment()
     if not builder.ok or command is None:
@@ -164,5 +172,6 @@ def build_job(name_node: yaml.Node, entries: dict[str, Entry], issues: Issues) -
         env=env,
         watch=watch,
         before_restart=before,
+        sockets=sockets,
         **settings,
     )

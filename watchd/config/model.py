@@ -51,6 +51,67 @@ class OnChange:
         return self.action
 
 
+class RestartMode(StrEnum):
+    STOP_FIRST = "stop-first"  # the old child is gone before the new one starts
+    OVERLAP = "overlap"  # the new child starts, gets ready, then the old one stops
+
+
+@dataclass(frozen=True)
+class SocketConfig:
+    """One socket watchd binds for a job and holds across its restarts (SPEC §10)."""
+
+    kind: str  # "tcp" | "unix"
+    name: str  # LISTEN_FDNAMES entry
+    host: str = ""  # tcp: "" means every address
+    port: int = 0  # tcp: 0 lets the kernel choose (shown in status)
+    path: Path | None = None  # unix
+    mode: int | None = None  # unix: permission bits of the socket file
+    backlog: int = 1024
+
+    def describe(self) -> str:
+        if self.kind == "unix":
+            return str(self.path)
+        return tcp_address(self.host, self.port)
+
+
+def tcp_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A check run from outside the child: connect, an HTTP GET, or a command."""
+
+    kind: str  # "tcp" | "http" | "exec"
+    host: str = ""  # tcp
+    port: int = 0  # tcp
+    url: str = ""  # http
+    command: tuple[str, ...] = ()  # exec
+
+    def describe(self) -> str:
+        if self.kind == "tcp":
+            return f"tcp {tcp_address(self.host, self.port)}"
+        if self.kind == "http":
+            return f"http {self.url}"
+        return f"exec {' '.join(self.command)}"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """When a started child counts as ready: at once, on READY=1, or when a probe passes."""
+
+    kind: str = "none"  # "none" | "notify" | "probe"
+    probe: Probe | None = None
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    probe: Probe
+    interval: float = 10.0
+    timeout: float = 2.0
+    retries: int = 3
+
+
 @dataclass(frozen=True)
 class JobConfig:
     name: str
@@ -78,6 +139,12 @@ class JobConfig:
     start_limit_interval: float = 10.0
     output: str = "log"  # "log" (daemon log + buffer), "null", or a file path
     log_lines: int = 1000  # recent output lines kept for ``watchctl logs``
+    sockets: tuple[SocketConfig, ...] = ()
+    ready: Readiness = field(default_factory=Readiness)
+    ready_timeout: float = 30.0
+    restart_mode: RestartMode = RestartMode.STOP_FIRST
+    health: HealthCheck | None = None
+    watchdog: float | None = None  # WATCHDOG_USEC for the child; restarted when pings stop
 
     def same_definition(self, other: JobConfig) -> bool:
         """True when *other* would run the same child the same way (``source`` aside)."""

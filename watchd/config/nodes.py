@@ -15,12 +15,21 @@ _NULL = "tag:yaml.org,2002:null"
 
 
 class Invalid(ValueError):
-    """A value is wrong; *node* (when given) points more precisely than the key's value."""
+    """A value is wrong; *node* (when given) points more precisely than the key's value, and
+    *where* (``[0].tcp``) names the part of the value, after the key's own path."""
 
-    def __init__(self, message: str, node: yaml.Node | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        node: yaml.Node | None = None,
+        where: str = "",
+        more: tuple[Invalid, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.node = node
+        self.where = where
+        self.more = more  # further problems in the same value (items of a list)
 
 
 def shown(path: Path) -> Path:

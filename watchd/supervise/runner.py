@@ -8,6 +8,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from watchd.config.model import JobConfig
@@ -15,6 +16,7 @@ from watchd.supervise import events as ev
 from watchd.supervise.job import Job
 from watchd.supervise.output import OutputBuffer
 from watchd.supervise.process import ChildProcess, SpawnSpec
+from watchd.supervise.sockets import HeldSockets
 from watchd.supervise.states import State
 from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
@@ -29,9 +31,14 @@ _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ER
 
 class JobRunner:
     def __init__(
-        self, config: JobConfig, hub: WatchHub, on_state_change: Callable[[], None] | None = None
+        self,
+        config: JobConfig,
+        hub: WatchHub,
+        on_state_change: Callable[[], None] | None = None,
+        sockets: HeldSockets | None = None,
     ) -> None:
         self.config = config
+        self.sockets = sockets  # held by the daemon across this runner's restarts
         self._on_state_change = on_state_change
         self.job = Job(config)
         self.output = OutputBuffer(config.log_lines)
@@ -117,6 +124,7 @@ class JobRunner:
             },
             "backend": self.backend,
             "watched_paths": self.watched_paths(),
+            "sockets": [] if self.sockets is None else self.sockets.addresses(),
         }
 
     # ---- inputs ---------------------------------------------------------------------
@@ -157,7 +165,13 @@ class JobRunner:
 
     def _spawn(self) -> None:
         try:
-            child = ChildProcess.spawn(self._spawn_spec(self.config.command), self._on_line)
+            spec = self._spawn_spec(self.config.command)
+            if self.sockets is not None:
+                newly = not self.sockets.bound
+                spec = replace(spec, fds=self.sockets.fds(), fd_names=self.sockets.names())
+                if newly:
+                    log.info("%s: holding %s", self.name, ", ".join(self.sockets.addresses()))
+            child = ChildProcess.spawn(spec, self._on_line)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             self.handle(ev.SpawnFailed(_spawn_error(error)))
             return

@@ -79,6 +79,9 @@ def _pass_fds(options: dict[str, str], status: int) -> int:
     old_status, status = status, fcntl.fcntl(status, fcntl.F_DUPFD_CLOEXEC, top)
     for target, fd in enumerate(high, start=3):
         os.dup2(fd, target)  # the copy is inheritable
+        # Blocking, as systemd hands sockets over, whatever an earlier child set on them
+        # (the flag belongs to the socket, which every child of the job shares).
+        os.set_blocking(target, True)
     for fd in {*fds, old_status} - set(range(3, top)):
         os.close(fd)  # inherited under their old numbers: not for the program
     os.environ["LISTEN_FDS"] = str(len(fds))
