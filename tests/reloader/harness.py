@@ -40,6 +40,10 @@ def main(action):
     record("start", os.getpid(), mod.VERSION)
     if action.startswith("exit="):
         sys.exit(int(action.removeprefix("exit=")))
+    if action.startswith("os-exit="):
+        os._exit(int(action.removeprefix("os-exit=")))
+    if action == "raise":
+        raise RuntimeError("main failed")
     if action == "restart-once" and not os.path.exists("restarted"):
         open("restarted", "w").close()
         sys.exit(3)

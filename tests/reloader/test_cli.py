@@ -24,6 +24,8 @@ def main():
         out.write(f"start {os.getpid()} {helper.VERSION} {' '.join(sys.argv[1:])}\\n")
     if "--exit" in sys.argv:
         return int(sys.argv[-1])
+    if "--os-exit" in sys.argv:
+        os._exit(int(sys.argv[-1]))
     while True:
         signal.pause()
 """
@@ -64,6 +66,15 @@ def test_entry_point_return_value_is_the_exit_status(
     program = Program.reloader(entry_point, "service:main", "--exit", "4")
     programs.append(program)
     assert program.exit_status() == 4
+
+
+def test_entry_point_os_exit_is_the_exit_status(
+    entry_point: Path, programs: list[Program]
+) -> None:
+    program = Program.reloader(entry_point, "service:main", "--os-exit", "6")
+    programs.append(program)
+    assert program.exit_status() == 6
+    assert "waiting for a change" not in program.output()
 
 
 def test_entry_point_that_fails_to_import_is_retried_after_the_fix(

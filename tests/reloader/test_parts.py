@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import types
 from importlib.machinery import ModuleSpec
@@ -67,11 +68,15 @@ def test_report_round_trip_and_bad_files(tmp_path: Path) -> None:
     path = report.create()
     try:
         assert report.read(path) == report.Report()  # empty file
-        report.write(path, ["/b.py", "/a.py"], ["/broken.py"], None)
-        assert report.read(path) == report.Report(["/a.py", "/b.py"], ["/broken.py"], None)
+        report.write(path, ["/b.py", "/a.py"], ["/broken.py"], failed=True)
+        me = os.getpid()
+        assert report.read(path) == report.Report(["/a.py", "/b.py"], ["/broken.py"], me, True)
         assert report.read(path).watch_files() == {"/a.py", "/b.py", "/broken.py"}
-        report.write(path, [], [], 7)
-        assert report.read(path).exit_status == 7
+        report.write(path, [], [])
+        assert report.read(path).is_from(me)
+        assert not report.read(path).failed
+        Path(path).write_text('{"pid": "1", "failed": "yes"}')
+        assert report.read(path) == report.Report()
     finally:
         report.remove(path)
     assert report.read(path) == report.Report()

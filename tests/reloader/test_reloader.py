@@ -114,6 +114,29 @@ def test_the_parent_exits_with_mains_exit_status(launch_app: Launch, status: int
     assert len(program.starts()) == 1
 
 
+@pytest.mark.parametrize("status", [0, 1, 7])
+def test_the_parent_exits_with_the_status_of_os_exit_in_main(
+    launch_app: Launch, status: int
+) -> None:
+    """As runserver does when its port is taken: ``os._exit(1)`` is a deliberate end."""
+    program = launch_app(f"os-exit={status}")
+    assert program.exit_status() == status
+    assert len(program.starts()) == 1
+    assert "waiting for a change" not in program.output()
+
+
+def test_an_exception_in_main_waits_for_a_change(tmp_path: Path, launch_app: Launch) -> None:
+    program = launch_app("raise")
+    program.wait_starts(1)
+    program.wait_output("RuntimeError: main failed")
+    program.wait_output("the program failed (exit status 1)")
+    program.check_running()
+
+    write_module(tmp_path / "mod.py", "VERSION = 2\n")
+
+    assert program.wait_starts(2)[1][1] == "2"
+
+
 def test_sys_exit_3_in_main_restarts_the_child(launch_app: Launch) -> None:
     program = launch_app("restart-once")
     first, second = program.wait_starts(2)[:2]

@@ -70,8 +70,8 @@ def serve_parent(options: WatchOptions) -> int:
             if ended.status == RELOAD_STATUS:
                 continue
             last = report.read(report_path)
-            if last.exit_status == ended.status:
-                return ended.status  # main itself ended: pass its status on
+            if last.is_from(ended.pid) and not last.failed:
+                return ended.status  # the program ended itself: pass its status on
             if not _wait_for_fix(parent, options, last, ended.status):
                 return ended.status
     finally:

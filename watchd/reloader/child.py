@@ -64,32 +64,34 @@ class ServingChild:
 
     def run(self, main: Callable[..., object], args: Any, kwargs: Any) -> int:
         """Call ``main``; return the status to exit with. An exception is a failure: the
-        traceback is printed and the parent waits for a change before it tries again."""
+        traceback is printed and the parent waits for a change before it tries again.
+        Any other end (``sys.exit``, ``os._exit``, a return) is the program's own."""
+        self._write_report([])
         try:
             main(*args, **kwargs)
-        except SystemExit as ending:
-            self._finish(exit_status=exit_status(ending.code))
+        except SystemExit:
+            self._finish()
             raise
         except KeyboardInterrupt:
-            self._finish(exit_status=130)
+            self._finish()
             return 130
         except BaseException as error:
             traceback.print_exc()
-            self._finish(error=error)
+            self._finish(error)
             return 1
-        self._finish(exit_status=0)
+        self._finish()
         return 0
 
-    def _finish(self, exit_status: int | None = None, error: BaseException | None = None) -> None:
+    def _finish(self, error: BaseException | None = None) -> None:
         with self._lock:
             self._exiting = True
             self._scanner.scan()  # modules imported up to the failure
             broken = error_file(error) if error is not None else None
-            self._write_report([broken] if broken else [], exit_status)
+            self._write_report([broken] if broken else [], failed=error is not None)
 
-    def _write_report(self, error_files: list[str], exit_status: int | None) -> None:
+    def _write_report(self, error_files: list[str], failed: bool = False) -> None:
         if self._report:
-            report.write(self._report, self._scanner.files, error_files, exit_status)
+            report.write(self._report, self._scanner.files, error_files, failed)
 
     def watch_new_modules(self) -> None:
         """Arm the watches for modules imported since the last look, and return."""
@@ -111,7 +113,7 @@ class ServingChild:
             self._exiting = True
             more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
             log.info("watchd.reloader: %s changed%s, reloading.", paths[0], more)
-            self._write_report([], None)
+            self._write_report([])
             exit_now(RELOAD_STATUS)
 
 
@@ -123,13 +125,6 @@ def watch_new_modules() -> None:
     every half second does so anyway); elsewhere, do nothing."""
     if _serving is not None:
         _serving.watch_new_modules()
-
-
-def exit_status(code: object) -> int:
-    """The process status ``sys.exit(code)`` gives."""
-    if code is None:
-        return 0
-    return code if isinstance(code, int) else 1
 
 
 def exit_now(status: int) -> NoReturn:

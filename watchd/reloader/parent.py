@@ -31,6 +31,7 @@ STOP_TIMEOUT = 10.0  # after a stop signal, SIGKILL a child that is still there
 @dataclass(frozen=True)
 class Ended:
     status: int  # the exit status, or 128 + the signal that killed it
+    pid: int
     stop_signal: int | None  # a stop signal the parent received while the child ran
     by_change: bool = False  # the parent stopped it because files changed
 
@@ -82,7 +83,7 @@ class Parent:
             if info.si_signo == signal.SIGCHLD:
                 status = _reap(pid)
                 if status is not None:
-                    return Ended(status, self.stop_signal, by_change)
+                    return Ended(status, pid, self.stop_signal, by_change)
                 if restart_on_change and self._changed.is_set() and deadline is None:
                     by_change = True
                     os.kill(pid, signal.SIGTERM)

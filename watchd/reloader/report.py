@@ -2,10 +2,13 @@
 
 The parent names the file in ``WATCHD_RELOADER_REPORT``. The child rewrites it as it exits:
 the files it had loaded (so a parent whose child then fails knows what to watch for the
-fix), the file named by the error that ended it, and whether ``main`` itself ended (a
-deliberate exit status, passed through) or the program failed (wait for a fix, retry).
-A child that dies before it gets to write (a syntax error at the top of the script) leaves
-the previous child's report in place, which is what the parent should watch anyway.
+fix), the file named by the error that ended it, and whether the program failed. The child
+first writes the report, with its PID, as soon as ``main`` is about to run, so any end that
+is not a failure it reported (``sys.exit(N)``, ``os._exit(N)``, ``main`` returning, a
+signal) is the program's own and its status is passed on. A child that dies before it gets
+to write (a syntax error at the top of the script) leaves the previous child's report in
+place: its PID is not this child's, so the parent knows the program failed to start, and
+the files in it are what the parent should watch anyway.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ REPORT_ENV = "WATCHD_RELOADER_REPORT"
 class Report:
     files: list[str] = field(default_factory=list)
     error_files: list[str] = field(default_factory=list)
-    # Set when ``main`` returned or called sys.exit: the status the parent passes on.
-    exit_status: int | None = None
+    pid: int | None = None  # the child that wrote it
+    failed: bool = False  # main raised: the parent waits for a fix instead of exiting
+
+    def is_from(self, pid: int) -> bool:
+        return self.pid == pid
 
     def watch_files(self) -> set[str]:
         return set(self.files) | set(self.error_files)
@@ -45,7 +51,8 @@ def read(path: str) -> Report:
         return Report(
             [str(name) for name in data.get("files", [])],
             [str(name) for name in data.get("error_files", [])],
-            data.get("exit_status") if isinstance(data.get("exit_status"), int) else None,
+            data["pid"] if isinstance(data.get("pid"), int) else None,
+            data.get("failed") is True,
         )
     except (OSError, ValueError, AttributeError):
         return Report()
@@ -55,13 +62,14 @@ def write(
     path: str,
     files: Iterable[str],
     error_files: Iterable[str] = (),
-    exit_status: int | None = None,
+    failed: bool = False,
 ) -> None:
     """Replace the report at *path* atomically: the parent never reads half of one."""
     body = {
         "files": sorted(files),
         "error_files": sorted(error_files),
-        "exit_status": exit_status,
+        "pid": os.getpid(),
+        "failed": failed,
     }
     partial = f"{path}.{os.getpid()}.tmp"
     try:
