@@ -68,9 +68,7 @@ def test_entry_point_return_value_is_the_exit_status(
     assert program.exit_status() == 4
 
 
-def test_entry_point_os_exit_is_the_exit_status(
-    entry_point: Path, programs: list[Program]
-) -> None:
+def test_entry_point_os_exit_is_the_exit_status(entry_point: Path, programs: list[Program]) -> None:
     program = Program.reloader(entry_point, "service:main", "--os-exit", "6")
     programs.append(program)
     assert program.exit_status() == 6

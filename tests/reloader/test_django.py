@@ -151,3 +151,27 @@ def test_runserver_recovers_from_a_syntax_error_in_a_view(
     program.wait_output(f"watching {views}, which failed to load")
     program.check_running()
     assert serve_new_version(program, tmp_path, url, "v3") < 30
+
+
+def test_a_broken_models_module_still_reloads_with_watchd(
+    tmp_path: Path, programs: list[Program]
+) -> None:
+    """An error in models.py stops django.setup() before any AppConfig.ready() runs;
+    runserver must still use WatchdReloader and reload once the model is fixed."""
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "__init__.py").write_text("")
+    write_module(shop / "models.py", "raise RuntimeError('broken model')\n")
+    make_project(tmp_path, ["watchd.contrib.django", "shop"])
+    port = free_port()
+    program = Program(tmp_path, [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"])
+    programs.append(program)
+
+    program.wait_output("RuntimeError: broken model")
+    program.wait_output("Watching for file changes with WatchdReloader")
+    assert "StatReloader" not in program.output()
+    program.wait_output("watchd.reloader: watching")
+    write_module(shop / "models.py", "")
+
+    url = f"http://127.0.0.1:{port}/"
+    program.wait(lambda: fetch(url) == "v1", "the server to answer v1", 60)

@@ -183,3 +183,20 @@ def test_sigterm_to_the_whole_group_stops_both_cleanly(launch_app: Launch) -> No
     assert program.exit_status() == 0
     assert not alive(child)
     assert "Traceback" not in program.output()
+
+
+def test_a_deleted_module_reloads_once_it_is_back(tmp_path: Path, launch_app: Launch) -> None:
+    """As with Django's StatReloader: a new child could not import a deleted module, so
+    its deletion is not a reload; its return is."""
+    program = launch_app()
+    program.wait_starts(1)
+
+    (tmp_path / "mod.py").unlink()
+
+    program.wait_output(f"{tmp_path / 'mod.py'} was removed; reloading once it is back")
+    program.check_running()
+    assert len(program.starts()) == 1
+    write_module(tmp_path / "mod.py", "VERSION = 2\n")
+
+    assert program.wait_starts(2)[1][1] == "2"
+    assert "ModuleNotFoundError" not in program.output()

@@ -16,6 +16,7 @@ from watchd.reloader.modules import ModuleScanner, source_dirs
 from watchd.reloader.parent import Parent, child_arguments
 from watchd.reloader.watching import (
     DEFAULT_DEBOUNCE,
+    POLL_INTERVAL,
     WatchOptions,
     WatchThread,
     file_spec,
@@ -105,7 +106,9 @@ def _wait_for_fix(parent: Parent, options: WatchOptions, last: report.Report, st
 
 def command_spec(options: WatchOptions) -> WatchSpec:
     """What ``-- command`` mode watches: the given paths (default: the working directory)."""
-    return WatchSpec(options.extra_files or (Path.cwd(),), options.directory_filter())
+    return WatchSpec(
+        options.extra_files or (Path.cwd(),), options.directory_filter(), POLL_INTERVAL
+    )
 
 
 def serve_command(command: Sequence[str], spec: WatchSpec, options: WatchOptions) -> int:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from watchd.reloader import report
 from watchd.reloader.modules import ModuleScanner, error_file
-from watchd.reloader.watching import WatchOptions, WatchThread, file_spec
+from watchd.reloader.watching import WatchOptions, WatchThread, file_spec, present
 from watchd.watch.base import WatchSpec
 
 log = logging.getLogger("watchd.reloader")
@@ -109,6 +109,10 @@ class ServingChild:
         """On the watcher's thread: end the whole process with status 3."""
         with self._lock:
             if self._exiting:
+                return
+            gone, paths = paths, present(paths)
+            if not paths:
+                log.info("watchd.reloader: %s was removed; reloading once it is back", gone[0])
                 return
             self._exiting = True
             more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""

@@ -28,6 +28,9 @@ log = logging.getLogger("watchd.reloader")
 DEFAULT_DEBOUNCE = 0.05  # one editor save (write, rename, chmod) is one restart
 DEBOUNCE_MAX = 2.0
 ARM_TIMEOUT = 30.0
+# Where inotify cannot serve: a change is seen within half a second, as a developer who
+# saves and reloads the page expects (StatReloader looks once a second).
+POLL_INTERVAL = 0.5
 
 # Asynchronous signals the watcher thread must never take: Python runs handlers in the main
 # thread only, and a signal landing here would not interrupt a main thread blocked in C.
@@ -82,7 +85,7 @@ class WatchOptions:
         others = [path for path in self.extra_files if not path.is_file()]
         specs = [file_spec(str(path) for path in files)]
         if others:
-            specs.append(WatchSpec(tuple(others), self.directory_filter()))
+            specs.append(WatchSpec(tuple(others), self.directory_filter(), POLL_INTERVAL))
         return [spec for spec in specs if spec.roots]
 
 
@@ -91,7 +94,9 @@ def file_spec(files: Iterable[str]) -> WatchSpec:
     other file there, so thousands of modules in a few hundred directories stay cheap; a
     directory root would watch each package's whole tree instead."""
     return WatchSpec(
-        tuple(Path(path) for path in sorted(files)), PathFilter(default_excludes=False)
+        tuple(Path(path) for path in sorted(files)),
+        PathFilter(default_excludes=False),
+        POLL_INTERVAL,
     )
 
 
@@ -100,7 +105,14 @@ def source_dir_spec(directories: Iterable[str]) -> WatchSpec:
     return WatchSpec(
         tuple(Path(path) for path in sorted(directories)),
         PathFilter(include=["*.py"], exclude=["*/"]),
+        POLL_INTERVAL,
     )
+
+
+def present(paths: Iterable[str]) -> list[str]:
+    """The *paths* that exist. A module file that was deleted is not a change to reload
+    for (the new process would fail to import it): its return is."""
+    return [path for path in paths if os.path.lexists(path)]
 
 
 class WatchThread:
@@ -123,6 +135,7 @@ class WatchThread:
         self._backend = backend
         self._refresh = refresh
         self._refresh_interval = refresh_interval
+        self.debounce = debounce
         self._debouncer = Debouncer(debounce, max(debounce, DEBOUNCE_MAX))
         self._pending: dict[str, None] = {}  # changed paths, in order, without repeats
         self._timer: asyncio.TimerHandle | None = None

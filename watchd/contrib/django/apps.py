@@ -6,6 +6,11 @@ from django.apps import AppConfig  # type: ignore[import-untyped]
 
 from watchd.contrib.django.reloader import install
 
+# Installed when Django imports this app's configuration, in the first phase of
+# django.setup(): a models module that fails to import in the second phase must still find
+# runserver reloading through watchd, waiting for its fix.
+install()
+
 
 class WatchdConfig(AppConfig):  # type: ignore[misc]
     name = "watchd.contrib.django"
@@ -13,6 +18,4 @@ class WatchdConfig(AppConfig):  # type: ignore[misc]
     verbose_name = "watchd reloader"
 
     def ready(self) -> None:
-        # ready() runs in django.setup(), before any management command does its work,
-        # so runserver's serving child finds the replacement when it asks for a reloader.
-        install()
+        install()  # again, in case something put Django's own back since

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from django.utils import autoreload  # type: ignore[import-untyped]
 
-from watchd.reloader.watching import WatchThread, file_spec
+from watchd.config.model import Backend
+from watchd.reloader.globs import GlobFilter
+from watchd.reloader.watching import POLL_INTERVAL, WatchThread, file_spec, present
 from watchd.watch.base import WatchSpec
-from watchd.watch.filters import PathFilter
 
 log = logging.getLogger("watchd.reloader")
 
@@ -24,6 +25,8 @@ RESCAN_INTERVAL = 1.0
 class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
     """Django's reloader contract (``tick`` yields, ``notify_file_changed`` decides) with
     ``tick`` blocked on an event that watchd's watcher thread sets, instead of a sleep."""
+
+    backend = Backend.AUTO  # inotify, falling back to polling by itself
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,7 +43,10 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
         return True  # the watcher falls back to polling by itself
 
     def tick(self) -> Iterator[None]:
-        watcher = self._watcher = WatchThread(self._on_change)
+        if self._watcher is not None:
+            self._watcher.stop()  # a second tick() replaces the first one's watches
+        self._files, self._globs, self._mark = set(), set(), ()
+        watcher = self._watcher = WatchThread(self._on_change, backend=self.backend)
         specs, files = self._new_specs()
         watcher.start(specs)
         # Django has said "Watching for file changes with WatchdReloader"; these lines (not
@@ -48,14 +54,22 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
         log.info("watchd.reloader: watching %d files with %s", len(self._files), watcher.backend)
         self._announce_broken(files)
         while True:
-            self._wake.wait(RESCAN_INTERVAL)
+            yield
+            self._wake.wait(self._tick_timeout(watcher))
             self._wake.clear()
             for path in self._take_changes():
                 self.notify_file_changed(Path(path))  # exits 3 unless a receiver handled it
             specs, files = self._new_specs()
             watcher.add(specs, wait=True)
             self._announce_broken(files)
-            yield
+
+    @staticmethod
+    def _tick_timeout(watcher: WatchThread) -> float:
+        """How long one tick waits for a change. Polling sees a change up to one interval
+        late, and Django expects a change made between two ticks to be seen by the second."""
+        if watcher.backend.startswith("poll"):
+            return max(RESCAN_INTERVAL, 2 * POLL_INTERVAL + watcher.debounce)
+        return RESCAN_INTERVAL
 
     def stop(self) -> None:
         if self._watcher is not None:
@@ -70,9 +84,11 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
         self._wake.set()
 
     def _take_changes(self) -> list[str]:
+        """Changed files that exist: as with StatReloader, a deleted module is not a change
+        (a new server would fail to import it); its return is."""
         with self._lock:
             changed, self._changed = self._changed, []
-        return list(dict.fromkeys(changed))
+        return present(dict.fromkeys(changed))
 
     def _new_specs(self) -> tuple[list[WatchSpec], set[Path]]:
         """Specs for module files, extra files and ``watch_dir`` globs not watched yet, and
@@ -88,8 +104,9 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
             for pattern in sorted(patterns):
                 if (directory, pattern) not in self._globs:
                     self._globs.add((directory, pattern))
-                    # A glob is relative to its directory: anchor it there.
-                    specs.append(WatchSpec((directory,), PathFilter(["/" + pattern])))
+                    specs.append(
+                        WatchSpec((directory,), GlobFilter(pattern), poll_interval=POLL_INTERVAL)
+                    )
         return specs, files
 
     def _announce_broken(self, files: set[Path]) -> None:
