@@ -12,14 +12,14 @@ import importlib
 import sys
 import unittest
 
-import django
-from django.conf import settings
+import django  # type: ignore[import-untyped]
+from django.conf import settings  # type: ignore[import-untyped]
 
 from watchd.config.model import Backend
 from watchd.contrib.django import WatchdReloader
 
 
-class PolledReloader(WatchdReloader):  # type: ignore[misc]
+class PolledReloader(WatchdReloader):
     backend = Backend.POLL
 
 

@@ -15,7 +15,7 @@ pytest.importorskip("django")
 from watchd.contrib.django import WatchdReloader
 
 
-class RecordingReloader(WatchdReloader):  # type: ignore[misc]
+class RecordingReloader(WatchdReloader):
     """Records the files Django would reload for, instead of ending the process."""
 
     def __init__(self) -> None:
