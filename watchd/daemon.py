@@ -18,12 +18,12 @@ from watchd.control.commands import execute
 from watchd.control.server import ControlServer
 from watchd.errors import ConfigError
 from watchd.log import set_level
-from watchd.supervise.events import Restart, Start, Stop
+from watchd.supervise.events import Restart, Start, Stop, TriggerKind
 from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
 from watchd.supervise.sockets import HeldSockets
-from watchd.supervise.states import State
+from watchd.supervise.states import TRANSIENT, StatusWord
 from watchd.systemd import Notifier
 from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
@@ -37,14 +37,15 @@ log = logging.getLogger("watchd")
 CONFIG_DEBOUNCE = 0.3
 CONFIG_DEBOUNCE_MAX = 2.0
 
-_STATE_WORDS = {
-    State.RUNNING: "running",
-    State.STARTING: "starting",
-    State.STOPPING: "stopping",
-    State.BACKOFF: "backing off",
-    State.FAILED: "failed",
-    State.EXITED: "exited",
-    State.STOPPED: "stopped",
+# How the one-line summary names each state.
+_SUMMARY_WORDS = {
+    StatusWord.RUNNING: "running",
+    StatusWord.STARTING: "starting",
+    StatusWord.STOPPING: "stopping",
+    StatusWord.BACKOFF: "backing off",
+    StatusWord.FAILED: "failed",
+    StatusWord.EXITED: "exited",
+    StatusWord.STOPPED: "stopped",
 }
 
 
@@ -122,8 +123,10 @@ class Daemon:
 
     def summary(self) -> str:
         """One line: how many jobs are in which state, and how many paths are watched."""
-        counts = Counter(runner.job.state for runner in self.runners.values())
-        parts = [f"{counts[state]} {_STATE_WORDS[state]}" for state in State if counts[state]]
+        counts = Counter(runner.job.word for runner in self.runners.values())
+        parts = [
+            f"{counts[word]} {phrase}" for word, phrase in _SUMMARY_WORDS.items() if counts[word]
+        ]
         if parts:
             count = parts[0].split()[0]
             parts[0] = parts[0].replace(" ", " job " if count == "1" else " jobs ", 1)
@@ -147,9 +150,9 @@ class Daemon:
     async def control_jobs(self, command: str, names: Sequence[str]) -> None:
         """Start, stop or restart jobs; return once each has settled (or its stop timed out)."""
         events: dict[str, Start | Stop | Restart] = {
-            "start": Start("manual", "started by watchctl"),
+            "start": Start(TriggerKind.MANUAL, "started by watchctl"),
             "stop": Stop("stopped by watchctl"),
-            "restart": Restart("manual", "restarted by watchctl"),
+            "restart": Restart(TriggerKind.MANUAL, "restarted by watchctl"),
         }
         event = events[command]
         runners = [self.runners[name] for name in names if name in self.runners]
@@ -249,7 +252,7 @@ class Daemon:
             self.runners[runner.name] = runner
         await asyncio.gather(*(runner.arm() for runner in new))
         for runner in new:
-            runner.start("config", detail)
+            runner.start(detail)
 
     def _sockets_for(self, job: JobConfig) -> HeldSockets | None:
         """The job's held sockets: the same ones while its ``sockets`` stay the same."""
@@ -290,14 +293,10 @@ class Daemon:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def running(self) -> list[str]:
-        return [name for name, r in self.runners.items() if r.job.state is State.RUNNING]
-
 
 async def _settle(runner: JobRunner) -> None:
-    transient = (State.STARTING, State.STOPPING)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(
-            runner.wait_until(lambda: runner.job.state not in transient),
+            runner.wait_until(lambda: runner.job.state not in TRANSIENT),
             runner.config.stop_timeout + 10,
         )

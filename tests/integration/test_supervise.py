@@ -381,3 +381,23 @@ def test_user_runs_the_child_as_that_user(tmp_path: Path) -> None:
                 assert out.read_text() == "nobody\n"
 
         asyncio.run(scenario())
+
+
+def test_stopping_during_before_restart_stops_the_step(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+    step_pid = tmp_path / "step.pid"
+    definition = job(
+        record.path, src, before_restart=["/bin/sh", "-c", f"echo $$ > {step_pid}; exec sleep 600"]
+    )
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": definition}):
+            await starts(record, 1)
+            (src / "x.py").write_text("change")
+            await async_wait_until(lambda: step_pid.exists() and step_pid.read_text(), "the step")
+            assert alive(int(step_pid.read_text()))
+
+    asyncio.run(scenario())
+    assert not alive(int(step_pid.read_text())), "before_restart outlived watchd"

@@ -6,12 +6,30 @@ import signal
 from dataclasses import dataclass
 from enum import StrEnum
 
+
+class TriggerKind(StrEnum):
+    """Why a job last (re)started or stopped: ``last_trigger.kind`` in status."""
+
+    CHANGE = "change"
+    EXIT = "exit"
+    MANUAL = "manual"
+    CONFIG = "config"
+
+
+class Level(StrEnum):
+    """How loud a :class:`Notice` is in the daemon's log."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
 # ---- inputs -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Start:
-    kind: str = "manual"  # "manual" | "config" (kinds of last_trigger)
+    kind: TriggerKind = TriggerKind.MANUAL  # MANUAL or CONFIG
     detail: str = "start requested"
 
 
@@ -22,13 +40,23 @@ class Stop:
 
 @dataclass(frozen=True)
 class Restart:
-    kind: str = "manual"  # "manual" | "config"
+    kind: TriggerKind = TriggerKind.MANUAL  # MANUAL or CONFIG
     detail: str = "restart requested"
 
 
 @dataclass(frozen=True)
 class ChangeSeen:
     path: str
+
+
+@dataclass(frozen=True)
+class DebounceDue:
+    """The debounce timer fired: the changes seen may have settled."""
+
+
+@dataclass(frozen=True)
+class BackoffElapsed:
+    """The backoff timer fired: time to try the child again."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +74,8 @@ class Exited:
     """The child ended and its process group is gone."""
 
     returncode: int  # negative: killed by that signal (subprocess convention)
+    # Set when the child never ran the command: the exec after the fork failed.
+    exec_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,34 +84,34 @@ class BeforeRestartDone:
     detail: str
 
 
-class Timer(StrEnum):
-    DEBOUNCE = "debounce"
-    BACKOFF = "backoff"
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    timer: Timer
-
-
 Input = (
     Start
     | Stop
     | Restart
     | ChangeSeen
+    | DebounceDue
+    | BackoffElapsed
     | Spawned
     | SpawnFailed
     | Exited
     | BeforeRestartDone
-    | TimerFired
 )
 
 # ---- actions ------------------------------------------------------------------------
 
 
+class Timer(StrEnum):
+    DEBOUNCE = "debounce"
+    BACKOFF = "backoff"
+
+    def fired(self) -> Input:
+        """The input the driver feeds back when this timer goes off."""
+        return DebounceDue() if self is Timer.DEBOUNCE else BackoffElapsed()
+
+
 @dataclass(frozen=True)
 class Spawn:
-    pass
+    """Start the child; the driver answers with :class:`Spawned` or :class:`SpawnFailed`."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +129,12 @@ class SignalChild:
 
 @dataclass(frozen=True)
 class RunBeforeRestart:
-    pass
+    """Run the before_restart step; the driver answers with :class:`BeforeRestartDone`."""
+
+
+@dataclass(frozen=True)
+class CancelBeforeRestart:
+    """Stop the before_restart step under way, if any; its result is not wanted."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +152,20 @@ class CancelTimer:
 class Notice:
     """Something worth a line in the daemon's log."""
 
-    level: str  # "info" | "warning" | "error"
+    level: Level
     message: str
 
 
-Action = Spawn | StopChild | SignalChild | RunBeforeRestart | SetTimer | CancelTimer | Notice
+Action = (
+    Spawn
+    | StopChild
+    | SignalChild
+    | RunBeforeRestart
+    | CancelBeforeRestart
+    | SetTimer
+    | CancelTimer
+    | Notice
+)
 
 
 def describe_exit(returncode: int) -> str:
@@ -131,3 +175,12 @@ def describe_exit(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When an input is handled: ``now`` (monotonic) times intervals, ``wall`` (epoch
+    seconds) is for display only."""
+
+    now: float
+    wall: float

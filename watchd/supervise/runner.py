@@ -13,7 +13,7 @@ from typing import Any
 
 from watchd.config.model import JobConfig
 from watchd.supervise import events as ev
-from watchd.supervise.job import Job
+from watchd.supervise.job import Job, drive
 from watchd.supervise.output import OutputBuffer
 from watchd.supervise.process import ChildProcess, SpawnSpec
 from watchd.supervise.sockets import HeldSockets
@@ -26,7 +26,11 @@ from watchd.watch.filters import PathFilter
 log = logging.getLogger("watchd.job")
 output_log = logging.getLogger("watchd.output")
 
-_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {
+    ev.Level.INFO: logging.INFO,
+    ev.Level.WARNING: logging.WARNING,
+    ev.Level.ERROR: logging.ERROR,
+}
 
 
 class JobRunner:
@@ -47,6 +51,7 @@ class JobRunner:
         self._child: ChildProcess | None = None
         self._timers: dict[ev.Timer, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._build: asyncio.Task[None] | None = None  # the before_restart step under way
         self._subscription: Subscription | None = None
         self._state_changed = asyncio.Event()
 
@@ -74,13 +79,13 @@ class JobRunner:
         watched = counted(self.watched_paths(), "path")
         log.info("%s: watching %s (%s)", self.name, watched, self.backend)
 
-    def start(self, kind: str = "config", detail: str = "job started") -> None:
-        self.handle(ev.Start(kind, detail))
+    def start(self, detail: str = "job started") -> None:
+        self.handle(ev.Start(ev.TriggerKind.CONFIG, detail))
 
     async def shutdown(self, detail: str = "watchd stopping") -> None:
         """Stop the child (and its group) and release the watches."""
         self.handle(ev.Stop(detail))
-        await self.wait_until(lambda: self._child is None and self.job.state is not State.STOPPING)
+        await self.wait_until(lambda: self._child is None and self.job.state is State.STOPPED)
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
@@ -111,7 +116,7 @@ class JobRunner:
         uptime = job.uptime(self._loop.time())
         return {
             "name": self.name,
-            "state": job.state.value,
+            "state": job.word.value,
             "pid": job.pid,
             "uptime": None if uptime is None else round(uptime, 3),
             "restarts": job.restarts,
@@ -131,8 +136,7 @@ class JobRunner:
 
     def handle(self, event: ev.Input) -> None:
         before = self.job.state
-        for action in self.job.handle(event, self._loop.time(), time.time()):
-            self._carry_out(action)
+        drive(self.job, event, self._clock, self._perform)
         self._state_changed.set()
         if self.job.state is not before and self._on_state_change is not None:
             self._on_state_change()
@@ -143,10 +147,13 @@ class JobRunner:
 
     # ---- actions --------------------------------------------------------------------
 
-    def _carry_out(self, action: ev.Action) -> None:
+    def _clock(self) -> ev.Moment:
+        return ev.Moment(self._loop.time(), time.time())
+
+    def _perform(self, action: ev.Action) -> ev.Input | None:
         match action:
             case ev.Spawn():
-                self._spawn()
+                return self._spawn()
             case ev.StopChild(signal=sig, timeout=timeout):
                 if self._child is not None:
                     self._child.begin_stop(sig, timeout)
@@ -154,16 +161,21 @@ class JobRunner:
                 if self._child is not None:
                     self._child.signal_leader(sig)
             case ev.RunBeforeRestart():
-                self._spawn_task(self._run_before_restart())
+                self._build = self._spawn_task(self._run_before_restart())
+            case ev.CancelBeforeRestart():
+                if self._build is not None:
+                    self._build.cancel()
+                    self._build = None
             case ev.SetTimer(timer=timer, at=at):
                 self._cancel_timer(timer)
                 self._timers[timer] = self._loop.call_at(at, self._timer_fired, timer)
             case ev.CancelTimer(timer=timer):
                 self._cancel_timer(timer)
             case ev.Notice(level=level, message=message):
-                log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
+                log.log(_LEVELS[level], "%s: %s", self.name, message)
+        return None
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> ev.Input:
         try:
             spec = self._spawn_spec(self.config.command)
             if self.sockets is not None:
@@ -173,43 +185,62 @@ class JobRunner:
                     log.info("%s: holding %s", self.name, ", ".join(self.sockets.addresses()))
             child = ChildProcess.spawn(spec, self._on_line)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
-            self.handle(ev.SpawnFailed(_spawn_error(error)))
-            return
+            return ev.SpawnFailed(_spawn_error(error))
         self._child = child
         log.info("%s: started pid %d", self.name, child.pid)
-        self.handle(ev.Spawned(child.pid))
         self._spawn_task(self._supervise(child))
+        return ev.Spawned(child.pid)
 
     async def _supervise(self, child: ChildProcess) -> None:
         returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
         self._child = None
-        if child.exec_error is not None and self.job.state is not State.STOPPING:
-            self.handle(ev.SpawnFailed(_spawn_error(child.exec_error)))
-        else:
-            self.handle(ev.Exited(returncode))
+        error = None if child.exec_error is None else _spawn_error(child.exec_error)
+        self.handle(ev.Exited(returncode, error))
 
     async def _run_before_restart(self) -> None:
-        command = self.config.before_restart or ()
+        done = await self._before_restart()
+        self._build = None  # before handle: its answer may start the next step
+        self.handle(done)
+
+    async def _before_restart(self) -> ev.BeforeRestartDone:
+        config = self.config
         prefix = f"{self.name} (before_restart)"
         try:
             child = ChildProcess.spawn(
-                self._spawn_spec(command), lambda line: output_log.info("%s | %s", prefix, line)
+                self._spawn_spec(config.before_restart or ()),
+                lambda line: output_log.info("%s | %s", prefix, line),
             )
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
-            self.handle(ev.BeforeRestartDone(False, _spawn_error(error)))
-            return
+            return ev.BeforeRestartDone(False, _spawn_error(error))
         try:
-            returncode = await asyncio.wait_for(child.wait(), self.config.before_restart_timeout)
+            returncode = await asyncio.wait_for(child.wait(), config.before_restart_timeout)
         except TimeoutError:
-            child.begin_stop(self.config.stop_signal, self.config.stop_timeout)
-            returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
-            self.handle(ev.BeforeRestartDone(False, "timed out"))
-            return
-        returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
+            await self._stop(child)
+            return ev.BeforeRestartDone(False, "timed out")
+        except asyncio.CancelledError:
+            # No longer wanted (the job stops, or its child is gone): the step goes too.
+            await self._stop(child)
+            raise
+        returncode = await child.finish(config.stop_signal, config.stop_timeout)
         if child.exec_error is not None:
-            self.handle(ev.BeforeRestartDone(False, _spawn_error(child.exec_error)))
-        else:
-            self.handle(ev.BeforeRestartDone(returncode == 0, ev.describe_exit(returncode)))
+            return ev.BeforeRestartDone(False, _spawn_error(child.exec_error))
+        return ev.BeforeRestartDone(returncode == 0, ev.describe_exit(returncode))
+
+    async def _stop(self, child: ChildProcess) -> None:
+        """Stop *child*'s group and reap it, even if asked to stop waiting meanwhile."""
+        child.begin_stop(self.config.stop_signal, self.config.stop_timeout)
+        reaped = asyncio.ensure_future(
+            child.finish(self.config.stop_signal, self.config.stop_timeout)
+        )
+        cancelled = False
+        while not reaped.done():
+            try:
+                await asyncio.shield(reaped)
+            except asyncio.CancelledError:
+                cancelled = True
+        reaped.result()
+        if cancelled:
+            raise asyncio.CancelledError
 
     def _spawn_spec(self, argv: tuple[str, ...]) -> SpawnSpec:
         config = self.config
@@ -223,17 +254,18 @@ class JobRunner:
 
     def _timer_fired(self, timer: ev.Timer) -> None:
         self._timers.pop(timer, None)
-        self.handle(ev.TimerFired(timer))
+        self.handle(timer.fired())
 
     def _cancel_timer(self, timer: ev.Timer) -> None:
         handle = self._timers.pop(timer, None)
         if handle is not None:
             handle.cancel()
 
-    def _spawn_task(self, coro: Any) -> None:
+    def _spawn_task(self, coro: Any) -> asyncio.Task[Any]:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

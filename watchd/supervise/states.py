@@ -1,48 +1,188 @@
-"""Job states and every legal transition between them.
+"""The job state machine's table: for each state and input, where the job goes and which
+step computes the actions. Everything an input does in any state is read here.
 
-This table is the documentation: a transition that is not listed raises
-:class:`IllegalTransition`.
+A pair in :data:`TABLE` runs its step, which picks the next state among the row's targets
+(most rows have one) and returns the actions. A pair in :data:`IGNORED` does nothing. Any
+other pair raises :class:`IllegalTransition` before the job changes. The steps themselves
+live in :mod:`watchd.supervise.steps`; :mod:`watchd.supervise.job` applies the table.
+
+Adding a state (say, spawned but not yet ready) is a member of :class:`State`, its word in
+:data:`WORDS`, and rows; adding an input is a class in :mod:`watchd.supervise.events` and
+rows. A row that needs new behaviour names a new :class:`Step`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from watchd.supervise import events as ev
 
 
 class State(StrEnum):
+    STOPPED = "stopped"  # no child, none wanted (every job's first state)
     STARTING = "starting"  # spawn requested; no child yet
     RUNNING = "running"  # a child runs
-    STOPPING = "stopping"  # the child (and its group) was asked to stop; waiting for it
+    BUILDING = "building"  # a child runs while before_restart prepares its replacement
+    RESTARTING = "restarting"  # the child was asked to stop; a new one starts once it is gone
+    STOPPING = "stopping"  # the child was asked to stop; the job stays down after
     BACKOFF = "backoff"  # the child failed; waiting before the next start
     EXITED = "exited"  # the child ended and the restart policy says stay down
     FAILED = "failed"  # the start limit was hit; waits for a change, a restart or an edit
-    STOPPED = "stopped"  # not running, by request
 
 
-S = State
+class StatusWord(StrEnum):
+    """The states a user sees (``watchctl status``, the status JSON): SPEC §4."""
 
-TRANSITIONS: dict[State, frozenset[State]] = {
-    # Initial state of every job, and where `stop` leads.
-    S.STOPPED: frozenset({S.STARTING}),
-    # Spawn succeeded -> RUNNING; spawn failed -> BACKOFF, FAILED or EXITED (a failure,
-    # then the policy); stop requested while the spawn was under way -> STOPPING.
-    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FAILED, S.EXITED, S.STOPPING}),
-    # Restart/stop requested -> STOPPING; the child exited on its own -> STARTING ("restart
-    # me" code, or policy), BACKOFF (failure), FAILED (start limit), EXITED (policy).
-    S.RUNNING: frozenset({S.STOPPING, S.STARTING, S.BACKOFF, S.FAILED, S.EXITED}),
-    # The child is gone: -> STARTING when a restart is queued, else STOPPED.
-    S.STOPPING: frozenset({S.STARTING, S.STOPPED}),
-    # Backoff elapsed, a change, or a manual start -> STARTING; stop -> STOPPED.
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
-    S.EXITED: frozenset({S.STARTING, S.STOPPED}),
-    S.FAILED: frozenset({S.STARTING, S.STOPPED}),
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    BACKOFF = "backoff"
+    EXITED = "exited"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+S, W = State, StatusWord
+
+WORDS: dict[State, StatusWord] = {
+    S.STOPPED: W.STOPPED,
+    S.STARTING: W.STARTING,
+    S.RUNNING: W.RUNNING,
+    S.BUILDING: W.RUNNING,  # the old child keeps serving
+    S.RESTARTING: W.STOPPING,  # the old child is on its way out
+    S.STOPPING: W.STOPPING,
+    S.BACKOFF: W.BACKOFF,
+    S.EXITED: W.EXITED,
+    S.FAILED: W.FAILED,
 }
+
+# States a control request waits out before it replies (the job is between two states).
+TRANSIENT = frozenset({S.STARTING, S.RESTARTING, S.STOPPING})
+# States in which a child process exists.
+WITH_CHILD = frozenset({S.RUNNING, S.BUILDING, S.RESTARTING, S.STOPPING})
+
+
+class Step(StrEnum):
+    """What a row does; each is one function in :mod:`watchd.supervise.steps`."""
+
+    START_NOW = "start_now"  # reset the failure count, start a child at once
+    START_AFTER_STOP = "start_after_stop"  # start again once the stopping child is gone
+    RESTART = "restart"  # stop the child, start a new one once it is gone
+    STOP = "stop"  # stop the child; stay down
+    STAY_DOWN = "stay_down"  # no child: cancel timers, stay down
+    FORGET_CHANGES = "forget_changes"  # already stopping: drop queued work
+    NOTE_CHANGE = "note_change"  # remember a changed path; (re)arm the debounce timer
+    ACT_ON_CHANGE = "act_on_change"  # the burst settled: signal, build, or restart
+    QUEUE_CHANGE = "queue_change"  # the burst settled mid-restart: one more, afterwards
+    WAKE_ON_CHANGE = "wake_on_change"  # the burst settled while down: start at once
+    RETRY = "retry"  # backoff elapsed: start again
+    SPAWNED = "spawned"  # the child runs; act on a change queued meanwhile
+    SPAWN_FAILED = "spawn_failed"  # a failure: backoff, start limit, or policy
+    # On its own: restart at once, back off, fail, or stay down (an exec that failed after
+    # the fork is a spawn failure).
+    CHILD_EXITED = "child_exited"
+    STOPPED = "stopped"  # the child we stopped is gone
+    RESPAWN = "respawn"  # the child we stopped for a restart is gone: start the new one
+    BUILD_DONE = "build_done"  # before_restart ended: restart, or keep the old child
+
+
+@dataclass(frozen=True)
+class Row:
+    step: Step
+    targets: frozenset[State]
+
+
+def row(step: Step, *targets: State) -> Row:
+    return Row(step, frozenset(targets))
+
+
+# Several steps pick among targets: ``CHILD_EXITED`` follows the exit code and the restart
+# policy (at once, backoff, start limit, stay down); ``ACT_ON_CHANGE`` follows on_change
+# (a signal leaves the child running) and before_restart; ``*_CHANGE`` steps stay put while
+# the burst has not settled.
+TABLE: dict[tuple[State, type[ev.Input]], Row] = {
+    # ---- stopped: no child, none wanted ------------------------------------------------
+    (S.STOPPED, ev.Start): row(Step.START_NOW, S.STARTING),
+    (S.STOPPED, ev.Restart): row(Step.START_NOW, S.STARTING),
+    # ---- starting: the spawn is under way ----------------------------------------------
+    (S.STARTING, ev.Spawned): row(Step.SPAWNED, S.RUNNING, S.BUILDING, S.RESTARTING),
+    (S.STARTING, ev.SpawnFailed): row(Step.SPAWN_FAILED, S.BACKOFF, S.FAILED, S.EXITED),
+    (S.STARTING, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.STARTING),
+    (S.STARTING, ev.DebounceDue): row(Step.QUEUE_CHANGE, S.STARTING),
+    # ---- running -----------------------------------------------------------------------
+    (S.RUNNING, ev.Stop): row(Step.STOP, S.STOPPING),
+    (S.RUNNING, ev.Restart): row(Step.RESTART, S.RESTARTING),
+    (S.RUNNING, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.RUNNING),
+    (S.RUNNING, ev.DebounceDue): row(Step.ACT_ON_CHANGE, S.RUNNING, S.BUILDING, S.RESTARTING),
+    (S.RUNNING, ev.Exited): row(Step.CHILD_EXITED, S.STARTING, S.BACKOFF, S.FAILED, S.EXITED),
+    # ---- building: before_restart runs, the old child keeps serving --------------------
+    (S.BUILDING, ev.Stop): row(Step.STOP, S.STOPPING),
+    (S.BUILDING, ev.Restart): row(Step.RESTART, S.RESTARTING),
+    (S.BUILDING, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.BUILDING),
+    (S.BUILDING, ev.DebounceDue): row(Step.QUEUE_CHANGE, S.BUILDING),
+    (S.BUILDING, ev.BeforeRestartDone): row(Step.BUILD_DONE, S.RESTARTING, S.RUNNING, S.BUILDING),
+    (S.BUILDING, ev.Exited): row(Step.CHILD_EXITED, S.STARTING, S.BACKOFF, S.FAILED, S.EXITED),
+    # ---- restarting: the old child is asked to stop, a new one follows -----------------
+    (S.RESTARTING, ev.Start): row(Step.START_AFTER_STOP, S.RESTARTING),
+    (S.RESTARTING, ev.Restart): row(Step.START_AFTER_STOP, S.RESTARTING),
+    (S.RESTARTING, ev.Stop): row(Step.FORGET_CHANGES, S.STOPPING),
+    (S.RESTARTING, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.RESTARTING),
+    (S.RESTARTING, ev.DebounceDue): row(Step.QUEUE_CHANGE, S.RESTARTING),
+    (S.RESTARTING, ev.Exited): row(Step.RESPAWN, S.STARTING),
+    # ---- stopping: the child is asked to stop, the job stays down ----------------------
+    (S.STOPPING, ev.Start): row(Step.START_AFTER_STOP, S.RESTARTING),
+    (S.STOPPING, ev.Restart): row(Step.START_AFTER_STOP, S.RESTARTING),
+    (S.STOPPING, ev.Stop): row(Step.FORGET_CHANGES, S.STOPPING),
+    (S.STOPPING, ev.Exited): row(Step.STOPPED, S.STOPPED),
+    # ---- backoff: waiting to try again; a request or a change starts at once -----------
+    (S.BACKOFF, ev.BackoffElapsed): row(Step.RETRY, S.STARTING),
+    (S.BACKOFF, ev.Start): row(Step.START_NOW, S.STARTING),
+    (S.BACKOFF, ev.Restart): row(Step.START_NOW, S.STARTING),
+    (S.BACKOFF, ev.Stop): row(Step.STAY_DOWN, S.STOPPED),
+    (S.BACKOFF, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.BACKOFF),
+    (S.BACKOFF, ev.DebounceDue): row(Step.WAKE_ON_CHANGE, S.BACKOFF, S.STARTING),
+    # ---- exited: the policy says stay down; a request or a change starts it ------------
+    (S.EXITED, ev.Start): row(Step.START_NOW, S.STARTING),
+    (S.EXITED, ev.Restart): row(Step.START_NOW, S.STARTING),
+    (S.EXITED, ev.Stop): row(Step.STAY_DOWN, S.STOPPED),
+    (S.EXITED, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.EXITED),
+    (S.EXITED, ev.DebounceDue): row(Step.WAKE_ON_CHANGE, S.EXITED, S.STARTING),
+    # ---- failed: past the start limit; a request or a change starts it -----------------
+    (S.FAILED, ev.Start): row(Step.START_NOW, S.STARTING),
+    (S.FAILED, ev.Restart): row(Step.START_NOW, S.STARTING),
+    (S.FAILED, ev.Stop): row(Step.STAY_DOWN, S.STOPPED),
+    (S.FAILED, ev.ChangeSeen): row(Step.NOTE_CHANGE, S.FAILED),
+    (S.FAILED, ev.DebounceDue): row(Step.WAKE_ON_CHANGE, S.FAILED, S.STARTING),
+}
+
+IGNORED: frozenset[tuple[State, type[ev.Input]]] = frozenset(
+    {
+        # Already up, or on the way up.
+        (S.STARTING, ev.Start),
+        (S.RUNNING, ev.Start),
+        (S.BUILDING, ev.Start),
+        # Nothing to stop, and no change matters while down by request.
+        (S.STOPPED, ev.Stop),
+        (S.STOPPED, ev.ChangeSeen),
+        (S.STOPPING, ev.ChangeSeen),
+        # A timer or a before_restart result that lost a race with the state it was for.
+        (S.STOPPED, ev.DebounceDue),
+        (S.STOPPING, ev.DebounceDue),
+        *((state, ev.BackoffElapsed) for state in State if state is not S.BACKOFF),
+        *((state, ev.BeforeRestartDone) for state in State if state is not S.BUILDING),
+    }
+)
 
 
 class IllegalTransition(RuntimeError):
     pass
 
 
-def check_transition(old: State, new: State) -> None:
-    if new not in TRANSITIONS[old]:
-        raise IllegalTransition(f"illegal job state transition {old.value} -> {new.value}")
+def lookup(state: State, event: ev.Input) -> Row | None:
+    """The row for *event* in *state*; ``None`` when it is ignored; raises when neither."""
+    key = (state, type(event))
+    found = TABLE.get(key)
+    if found is None and key not in IGNORED:
+        raise IllegalTransition(f"{type(event).__name__} is not expected while {state.value}")
+    return found

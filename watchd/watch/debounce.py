@@ -44,3 +44,45 @@ class Debouncer:
     def reset(self) -> None:
         self._first = None
         self._last = None
+
+
+class Burst:
+    """The paths changed in one burst, most recent last, and when to act on them.
+
+    Only the paths are kept beyond :class:`Debouncer`: they name the trigger. At most
+    *max_paths* are remembered; the most recent always is.
+    """
+
+    def __init__(self, quiet: float, cap: float, max_paths: int = 100_000) -> None:
+        self._debouncer = Debouncer(quiet, cap)
+        self._paths: dict[str, None] = {}  # an ordered set
+        self._max_paths = max_paths
+
+    @property
+    def pending(self) -> bool:
+        return self._debouncer.pending
+
+    def add(self, path: str, now: float) -> float:
+        """Record *path* changed at *now*; return when the burst is due."""
+        self._debouncer.add(now)
+        # Most recent last: after an atomic save the trigger names the saved file, not the temp.
+        known = self._paths.pop(path, 0) is None
+        if known or len(self._paths) < self._max_paths:
+            self._paths[path] = None
+        deadline = self._debouncer.deadline()
+        assert deadline is not None
+        return deadline
+
+    def deadline(self) -> float | None:
+        return self._debouncer.deadline()
+
+    def take(self, now: float) -> list[str] | None:
+        """The burst's paths if it is due at *now* (and forget them), else ``None``."""
+        if not self._debouncer.fire(now):
+            return None
+        paths, self._paths = list(self._paths), {}
+        return paths
+
+    def reset(self) -> None:
+        self._debouncer.reset()
+        self._paths = {}
