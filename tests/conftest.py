@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.leaks import no_new_processes
+from tests.helpers.package import built_deb
 
 
 def _children() -> set[int]:
@@ -63,3 +64,9 @@ def no_leaked_fds() -> Iterator[None]:
                 continue
         if targets:
             pytest.fail(f"test leaked file descriptors: {targets}")
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .deb that packaging/build-deb makes of this checkout (built once per run)."""
+    return built_deb(tmp_path_factory.mktemp("deb"))

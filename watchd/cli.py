@@ -15,12 +15,12 @@ from watchd.control.socketfile import SocketPathError
 from watchd.daemon import Daemon
 from watchd.errors import ConfigError
 from watchd.log import setup_logging
+from watchd.paths import default_config
 from watchd.rlimits import raise_open_files_limit
 from watchd.text import counted
 
 # sysexits' EX_CONFIG: the unit's RestartPreventExitStatus= stops a restart loop on it.
 EXIT_CONFIG = 78
-DEFAULT_CONFIG = Path("/etc/watchd/watchd.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
             "-c",
             "--config",
             type=Path,
-            default=Path(os.environ.get("WATCHD_CONFIG", DEFAULT_CONFIG)),
-            help=f"main config file (default: {DEFAULT_CONFIG})",
+            default=Path(os.environ.get("WATCHD_CONFIG") or default_config()),
+            help="main config file (default: $WATCHD_CONFIG, else /etc/watchd/watchd.yaml"
+            " as root, ~/.config/watchd/watchd.yaml as anyone else)",
         )
     return parser
 

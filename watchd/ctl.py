@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-s",
         "--socket",
-        help="control socket (default: $WATCHD_SOCKET or /run/watchd/control.sock)",
+        help="control socket (default: $WATCHD_SOCKET, else your own watchd's"
+        " $XDG_RUNTIME_DIR/watchd/control.sock if it is listening, else /run/watchd/control.sock)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status = commands.add_parser("status", help="show jobs (exit 3 if a named job is not running)")

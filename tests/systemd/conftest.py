@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,6 @@ from tests.helpers.leaks import no_new_processes
 from tests.systemd.sandbox import LIVE, Sandbox, unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DEB = REPO / "packaging" / "build-deb"
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 # Where the tests keep their own files in the sandbox: the package, the child program.
 TEST_DIR = "/srv/watchd-test"
 
@@ -38,28 +35,6 @@ def _skip_unless_possible() -> None:
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(f"cannot boot systemd in a sandbox: {reason}")
-
-
-@pytest.fixture(scope="session")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The .deb that packaging/build-deb makes of this checkout."""
-    _skip_unless_possible()
-    if shutil.which("dpkg-deb") is None:
-        pytest.skip("dpkg-deb is not installed")
-    if not SYSTEM_PYTHON.exists():
-        pytest.skip(f"the package needs {SYSTEM_PYTHON}, which this machine lacks")
-    probe = subprocess.run(
-        [str(SYSTEM_PYTHON), "-c", "import ensurepip, venv"], capture_output=True, check=False
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"the package is built with {SYSTEM_PYTHON} -m venv: install python3-venv")
-    outdir = tmp_path_factory.mktemp("deb")
-    result = subprocess.run(
-        [str(BUILD_DEB), "-o", str(outdir)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"build-deb failed:\n{result.stdout}\n{result.stderr}"
-    (package,) = outdir.glob("watchd_*.deb")
-    return package
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from watchd.paths import default_socket
+
 
 class Backend(StrEnum):
     AUTO = "auto"
@@ -157,7 +159,7 @@ def _without_source(job: JobConfig) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class ControlConfig:
-    socket: Path = Path("/run/watchd/control.sock")
+    socket: Path = field(default_factory=default_socket)  # root: /run/watchd/control.sock
     group: str | None = None  # members may change things via watchctl
     mode: int = 0o660
 

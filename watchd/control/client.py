@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from watchd.control.protocol import MAX_REPLY, ProtocolError, Request, decode_reply, encode
-
-DEFAULT_SOCKET = Path("/run/watchd/control.sock")
+from watchd.paths import find_socket
 
 _REASONS = {
     errno.ENOENT: "no such socket (is watchd running?)",
@@ -31,8 +30,8 @@ class Unreachable(Exception):
 
 
 def socket_path(option: str | None) -> Path:
-    """``--socket``, else ``$WATCHD_SOCKET``, else the default."""
-    return Path(option or os.environ.get("WATCHD_SOCKET") or DEFAULT_SOCKET)
+    """``--socket``, else ``$WATCHD_SOCKET``, else the user's own daemon's or the system's."""
+    return Path(option or os.environ.get("WATCHD_SOCKET") or find_socket())
 
 
 def server_uid(sock: socket.socket) -> int:
