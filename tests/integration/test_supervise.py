@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.daemon import Record, child_command
+from tests.helpers.procs import alive
 from tests.helpers.wait import async_wait_until
 from tests.integration.conftest import daemon_running
 from watchd.daemon import Daemon
@@ -24,14 +25,6 @@ def job(record: Path, watched: Path | None, *options: str, **settings: Any) -> d
         definition["watch"] = {"paths": [str(watched)], **settings.pop("watch", {})}
     definition.update(settings)
     return definition
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def starts(record: Record, count: int) -> list[int]:

@@ -96,15 +96,6 @@ def environment(directory: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def alive(pid: int) -> bool:
-    """True while *pid* exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def group_members(pgid: int) -> list[int]:
     found = []
     for entry in os.scandir("/proc"):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reloader.harness import COMMAND, Program, alive, group_members, write_module
+from tests.helpers.procs import alive
+from tests.reloader.harness import COMMAND, Program, group_members, write_module
 
 ENTRY = """\
 import os

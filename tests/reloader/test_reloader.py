@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.procs import alive
 from tests.reloader.conftest import Launch
-from tests.reloader.harness import alive, group_members, write_module
+from tests.reloader.harness import group_members, write_module
 
 
 def test_editing_an_imported_module_restarts_the_child(tmp_path: Path, launch_app: Launch) -> None:

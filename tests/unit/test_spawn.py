@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 from tests.helpers.daemon import REPO
+from tests.helpers.procs import alive
 from tests.helpers.wait import wait_for, wait_until
 from watchd.supervise.process import ChildProcess, SpawnSpec
 
@@ -40,15 +41,6 @@ REPORT = textwrap.dedent(
     }))
     """
 )
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie (a subreaper test process may inherit it unreaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def run_child(spec: SpawnSpec) -> tuple[int, ChildProcess, list[str]]:
