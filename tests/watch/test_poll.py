@@ -17,7 +17,7 @@ import pytest
 from tests.helpers.wait import async_wait_until
 from watchd.watch.base import Change, ChangeKind, WatchSpec
 from watchd.watch.filters import PathFilter
-from watchd.watch.poll import PollSubscription, PollWatcher
+from watchd.watch.poll import PollSubscription, PollWatcher, fold
 from watchd.watch.scan import Scanner
 
 INTERVAL = 0.05
@@ -457,3 +457,25 @@ def test_a_tree_that_never_settles_is_still_delivered_within_settle_max(tmp_path
 
     asyncio.run(main())
     assert all(batches)
+
+
+@pytest.mark.parametrize(
+    ("seen", "expected"),
+    [
+        ([ChangeKind.ADDED, ChangeKind.MODIFIED], [ChangeKind.ADDED]),
+        ([ChangeKind.ADDED, ChangeKind.DELETED], []),
+        ([ChangeKind.DELETED, ChangeKind.ADDED], [ChangeKind.MODIFIED]),
+        ([ChangeKind.MODIFIED, ChangeKind.DELETED], [ChangeKind.DELETED]),
+        ([ChangeKind.MODIFIED, ChangeKind.MODIFIED], [ChangeKind.MODIFIED]),
+        ([ChangeKind.ADDED, ChangeKind.MODIFIED, ChangeKind.DELETED], []),
+    ],
+)
+def test_scans_that_see_one_path_change_again_fold_into_one_change(
+    seen: list[ChangeKind], expected: list[ChangeKind]
+) -> None:
+    """A file caught half-written by one scan is added, then modified: one addition."""
+    pending: dict[str, ChangeKind] = {"/other": ChangeKind.MODIFIED}
+    for kind in seen:
+        fold(pending, [Change(kind, "/f")])
+    assert [kind for path, kind in pending.items() if path == "/f"] == expected
+    assert pending["/other"] is ChangeKind.MODIFIED

@@ -18,7 +18,7 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 
-from watchd.watch.base import Change, OnChanges, WatchSpec
+from watchd.watch.base import Change, ChangeKind, OnChanges, WatchSpec
 from watchd.watch.scan import ScanAborted, Scanner
 
 log = logging.getLogger("watchd.watch")
@@ -30,6 +30,29 @@ MAX_SCAN_THREADS = 2
 MIN_INTERVAL = 0.01
 # The wait before the scan that checks whether the tree has settled (at most the interval).
 SETTLE = 0.25
+
+# What a path's pending change becomes when a later scan sees it change again: a file
+# written while one scan read it is seen added, then modified, and is one addition.
+_FOLDED: dict[tuple[ChangeKind, ChangeKind], ChangeKind | None] = {
+    (ChangeKind.ADDED, ChangeKind.MODIFIED): ChangeKind.ADDED,
+    (ChangeKind.ADDED, ChangeKind.DELETED): None,  # came and went: nothing to report
+    (ChangeKind.DELETED, ChangeKind.ADDED): ChangeKind.MODIFIED,
+    (ChangeKind.MODIFIED, ChangeKind.DELETED): ChangeKind.DELETED,
+}
+
+
+def fold(pending: dict[str, ChangeKind], changes: list[Change]) -> None:
+    """Merge one scan's changes into ``pending``: one change per path, in first-seen order."""
+    for change in changes:
+        before = pending.get(change.path)
+        if before is None:
+            pending[change.path] = change.kind
+            continue
+        after = _FOLDED.get((before, change.kind), before)
+        if after is None:
+            del pending[change.path]
+        else:
+            pending[change.path] = after
 
 
 class PollSubscription:
@@ -90,7 +113,7 @@ class PollSubscription:
 
     async def _poll_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        pending: dict[Change, None] = {}
+        pending: dict[str, ChangeKind] = {}
         since = 0.0
         while True:
             await asyncio.sleep(self._settle if pending else self._interval)
@@ -106,11 +129,12 @@ class PollSubscription:
             if changes:
                 if not pending:
                     since = loop.time()
-                pending.update(dict.fromkeys(changes))
+                fold(pending, changes)
                 if loop.time() - since < self._settle_max:
                     continue
             if pending:
-                batch, pending = list(pending), {}
+                batch = [Change(kind, path) for path, kind in pending.items()]
+                pending = {}
                 self._deliver(batch)
 
     async def _scan(self) -> list[Change]:
