@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from watchd.control.client import ControlClient, Unreachable, socket_path
 from watchd.control.protocol import ProtocolError, Request
+from watchd.control.status import JobStatus, TriggerRecord
 from watchd.durations import format_duration
+from watchd.supervise.states import StatusWord
 from watchd.text import counted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN_JOB = 0, 1, 2, 3, 4
@@ -66,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     if not reply.get("ok"):
         print(f"watchctl: {reply.get('error', 'request failed')}", file=sys.stderr)
         return EXIT_UNKNOWN_JOB if reply.get("unknown_jobs") else EXIT_FAILED
-    if args.command == "status":
-        return _print_status(reply, as_json=args.json, named=bool(args.jobs))
-    if args.command == "reload":
-        print(f"reloaded: {reply.get('summary', '')}")
-    else:
-        print(format_table(reply["jobs"]))
+    try:
+        if args.command == "status":
+            return _print_status(reply, as_json=args.json, named=bool(args.jobs))
+        if args.command == "reload":
+            print(f"reloaded: {reply.get('summary', '')}")
+        else:
+            print(format_table(_jobs(reply)))
+    except ProtocolError as error:
+        print(f"watchctl: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -94,20 +101,27 @@ def _logs(client: ControlClient, request: Request) -> int:
 
 
 def _print_status(reply: dict[str, Any], as_json: bool, named: bool) -> int:
-    jobs = reply.get("jobs", [])
+    jobs = _jobs(reply)
     if as_json:
-        body = {"jobs": jobs, "config_error": reply.get("config_error")}
+        body = {"jobs": [job.to_wire() for job in jobs], "config_error": reply.get("config_error")}
         print(json.dumps(body, indent=2))
     else:
         if reply.get("config_error"):
             print(f"config error (the last good config is running):\n{reply['config_error']}\n")
         print(format_table(jobs) if jobs else "no jobs")
-    if named and any(job["state"] != "running" for job in jobs):
+    if named and any(job.state is not StatusWord.RUNNING for job in jobs):
         return EXIT_NOT_RUNNING
     return EXIT_OK
 
 
-def format_table(jobs: list[dict[str, Any]]) -> str:
+def _jobs(reply: dict[str, Any]) -> list[JobStatus]:
+    jobs = reply.get("jobs", [])
+    if not isinstance(jobs, list):
+        raise ProtocolError('malformed reply from watchd: "jobs" must be a list')
+    return [JobStatus.from_wire(job) for job in jobs]
+
+
+def format_table(jobs: Sequence[JobStatus]) -> str:
     header = ("JOB", "STATE", "PID", "UPTIME", "RESTARTS", "LAST TRIGGER", "WATCH")
     rows = [header] + [_row(job) for job in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -118,29 +132,28 @@ def format_table(jobs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _row(job: dict[str, Any]) -> tuple[str, ...]:
-    uptime = job.get("uptime")
+def _row(job: JobStatus) -> tuple[str, ...]:
     watch = "-"
-    if job.get("backend"):
-        watch = f"{job['backend']}, {counted(job.get('watched_paths', 0), 'path')}"
+    if job.backend:
+        watch = f"{job.backend}, {counted(job.watched_paths, 'path')}"
     return (
-        job["name"],
-        job["state"],
-        str(job["pid"]) if job.get("pid") else "-",
-        format_duration(uptime) if uptime is not None else "-",
-        str(job.get("restarts", 0)),
-        _trigger(job.get("last_trigger")),
+        job.name,
+        job.state.value,
+        str(job.pid) if job.pid else "-",
+        format_duration(job.uptime) if job.uptime is not None else "-",
+        str(job.restarts),
+        _trigger(job.last_trigger),
         watch,
     )
 
 
-def _trigger(trigger: dict[str, str] | None) -> str:
-    if not trigger:
+def _trigger(trigger: TriggerRecord | None) -> str:
+    if trigger is None:
         return "-"
-    detail = trigger["detail"]
+    detail = trigger.detail
     if len(detail) > 48:
         detail = "…" + detail[-47:]
-    return f"{trigger['kind']}: {detail} ({_when(trigger['at'])})"
+    return f"{trigger.kind}: {detail} ({_when(trigger.at)})"
 
 
 def _when(stamp: str) -> str:

@@ -6,16 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from watchd.config.diff import diff_jobs
 from watchd.config.loader import load_config
 from watchd.config.model import Backend, DaemonConfig, JobConfig
 from watchd.control.commands import execute
 from watchd.control.server import ControlServer
+from watchd.control.status import JobStatus, summary_line
 from watchd.errors import ConfigError
 from watchd.log import set_level
 from watchd.supervise.events import Restart, Start, Stop, TriggerKind
@@ -23,7 +22,7 @@ from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
 from watchd.supervise.sockets import HeldSockets
-from watchd.supervise.states import TRANSIENT, StatusWord
+from watchd.supervise.states import TRANSIENT
 from watchd.systemd import Notifier
 from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
@@ -36,17 +35,6 @@ log = logging.getLogger("watchd")
 # Edits to config files are applied after this quiet time (editors write in several steps).
 CONFIG_DEBOUNCE = 0.3
 CONFIG_DEBOUNCE_MAX = 2.0
-
-# How the one-line summary names each state.
-_SUMMARY_WORDS = {
-    StatusWord.RUNNING: "running",
-    StatusWord.STARTING: "starting",
-    StatusWord.STOPPING: "stopping",
-    StatusWord.BACKOFF: "backing off",
-    StatusWord.FAILED: "failed",
-    StatusWord.EXITED: "exited",
-    StatusWord.STOPPED: "stopped",
-}
 
 
 @dataclass
@@ -123,28 +111,14 @@ class Daemon:
 
     def summary(self) -> str:
         """One line: how many jobs are in which state, and how many paths are watched."""
-        counts = Counter(runner.job.word for runner in self.runners.values())
-        parts = [
-            f"{counts[word]} {phrase}" for word, phrase in _SUMMARY_WORDS.items() if counts[word]
-        ]
-        if parts:
-            count = parts[0].split()[0]
-            parts[0] = parts[0].replace(" ", " job " if count == "1" else " jobs ", 1)
-        paths = sum(runner.watched_paths() for runner in self.runners.values())
-        backends = sorted({r.backend for r in self.runners.values() if r.backend})
-        text = f"{', '.join(parts) or 'no jobs'}; {counted(paths, 'path')} watched"
-        if backends:
-            text += f" ({', '.join(backends)})"
-        if self.config_error:
-            text += "; config error: " + self.config_error.splitlines()[0]
-        return text
+        return summary_line(self.job_status(list(self.runners)), self.config_error)
 
     # ---- control --------------------------------------------------------------------
 
     def job_names(self) -> list[str]:
         return list(self.runners)
 
-    def job_status(self, names: Sequence[str]) -> list[dict[str, Any]]:
+    def job_status(self, names: Sequence[str]) -> list[JobStatus]:
         return [self.runners[name].status() for name in names if name in self.runners]
 
     async def control_jobs(self, command: str, names: Sequence[str]) -> None:

@@ -212,8 +212,9 @@ def test_a_command_that_cannot_be_executed_fails_to_start_with_the_reason(
             runner = daemon.runners["web"]
             await async_wait_until(lambda: runner.job.state is State.FAILED, "failed")
             status = runner.status()
-            assert status["pid"] is None
-            assert status["last_trigger"]["detail"] == (
+            assert status.pid is None
+            assert status.last_trigger is not None
+            assert status.last_trigger.detail == (
                 f"failed to start: Permission denied: {str(script)!r}"
             )
 

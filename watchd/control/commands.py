@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from watchd.control.follow import FollowBacklog, Gap
 from watchd.control.protocol import Request, error_reply, pages
 from watchd.control.server import Reply
+from watchd.control.status import JobStatus
 
 # How far (in bytes of lines) a slow `logs -f` reader may fall behind before lines are
 # dropped and it is told how many (lines are up to 64 KiB each).
@@ -22,7 +23,7 @@ class Controlled(Protocol):
 
     def job_names(self) -> list[str]: ...
 
-    def job_status(self, names: Sequence[str]) -> list[dict[str, Any]]: ...
+    def job_status(self, names: Sequence[str]) -> list[JobStatus]: ...
 
     def summary(self) -> str: ...
 
@@ -53,7 +54,7 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
             await reply.send(_status(daemon, request.jobs or known))
         case "start" | "stop" | "restart":
             await daemon.control_jobs(request.command, request.jobs)
-            await reply.send({"ok": True, "jobs": daemon.job_status(request.jobs)})
+            await reply.send({"ok": True, "jobs": _wire(daemon.job_status(request.jobs))})
         case "reload":
             if await daemon.reload("reload requested by watchctl"):
                 await reply.send({"ok": True, "summary": daemon.summary()})
@@ -66,10 +67,14 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
 def _status(daemon: Controlled, names: Sequence[str]) -> dict[str, Any]:
     return {
         "ok": True,
-        "jobs": daemon.job_status(names),
+        "jobs": _wire(daemon.job_status(names)),
         "config_error": daemon.config_error,
         "summary": daemon.summary(),
     }
+
+
+def _wire(jobs: list[JobStatus]) -> list[dict[str, Any]]:
+    return [job.to_wire() for job in jobs]
 
 
 async def _logs(daemon: Controlled, request: Request, reply: Reply) -> None:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from watchd.config.model import JobConfig
+from watchd.control.status import JobStatus, TriggerRecord
 from watchd.supervise import events as ev
 from watchd.supervise.job import Job, drive
 from watchd.supervise.output import OutputBuffer
@@ -110,27 +111,22 @@ class JobRunner:
     def watched_paths(self) -> int:
         return 0 if self._subscription is None else self._subscription.watched_paths()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JobStatus:
         job = self.job
         trigger = job.last_trigger
-        uptime = job.uptime(self._loop.time())
-        return {
-            "name": self.name,
-            "state": job.word.value,
-            "pid": job.pid,
-            "uptime": None if uptime is None else round(uptime, 3),
-            "restarts": job.restarts,
-            "last_trigger": None
+        return JobStatus(
+            name=self.name,
+            state=job.word,
+            pid=job.pid,
+            uptime=job.uptime(self._loop.time()),
+            restarts=job.restarts,
+            last_trigger=None
             if trigger is None
-            else {
-                "kind": trigger.kind,
-                "detail": trigger.detail,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(trigger.at)),
-            },
-            "backend": self.backend,
-            "watched_paths": self.watched_paths(),
-            "sockets": [] if self.sockets is None else self.sockets.addresses(),
-        }
+            else TriggerRecord.at_time(trigger.kind, trigger.detail, trigger.at),
+            backend=self.backend,
+            watched_paths=self.watched_paths(),
+            sockets=() if self.sockets is None else tuple(self.sockets.addresses()),
+        )
 
     # ---- inputs ---------------------------------------------------------------------
 

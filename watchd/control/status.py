@@ -1,0 +1,160 @@
+"""A job's status as the control socket reports it: one typed record, one wire form.
+
+The daemon builds a :class:`JobStatus` for each job, :meth:`JobStatus.to_wire` is the only
+place it becomes JSON, and ``watchctl`` reads it back through :meth:`JobStatus.from_wire`,
+so the two ends cannot drift apart. Keys a newer daemon adds are ignored by an older
+``watchctl``; keys an older daemon lacks take their defaults.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from watchd.control.protocol import ProtocolError
+from watchd.supervise.states import StatusWord
+from watchd.text import counted
+
+# How a trigger's moment is written on the wire: local time with its offset.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+_Scalar = TypeVar("_Scalar", int, float, str)
+
+
+@dataclass(frozen=True)
+class TriggerRecord:
+    """What last started or restarted a job."""
+
+    kind: str
+    detail: str
+    at: str  # STAMP_FORMAT
+
+    @classmethod
+    def at_time(cls, kind: str, detail: str, wall: float) -> TriggerRecord:
+        return cls(kind, detail, time.strftime(STAMP_FORMAT, time.localtime(wall)))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "detail": self.detail, "at": self.at}
+
+    @classmethod
+    def from_wire(cls, body: object) -> TriggerRecord | None:
+        if body is None:
+            return None
+        fields = _mapping(body, "last_trigger")
+        return cls(
+            _text(fields, "kind", "last_trigger"),
+            _text(fields, "detail", "last_trigger"),
+            _text(fields, "at", "last_trigger"),
+        )
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as ``watchctl status`` shows it (SPEC §4 words in ``state``)."""
+
+    name: str
+    state: StatusWord
+    pid: int | None = None
+    uptime: float | None = None  # seconds, of the current child
+    restarts: int = 0
+    last_trigger: TriggerRecord | None = None
+    backend: str | None = None  # "inotify", "poll", ...; None when nothing is watched
+    watched_paths: int = 0
+    sockets: tuple[str, ...] = ()  # where the job's held sockets listen
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state.value,
+            "pid": self.pid,
+            "uptime": None if self.uptime is None else round(self.uptime, 3),
+            "restarts": self.restarts,
+            "last_trigger": None if self.last_trigger is None else self.last_trigger.to_wire(),
+            "backend": self.backend,
+            "watched_paths": self.watched_paths,
+            "sockets": list(self.sockets),
+        }
+
+    @classmethod
+    def from_wire(cls, body: object) -> JobStatus:
+        fields = _mapping(body, "job status")
+        name = _text(fields, "name", "job status")
+        where = f"status of {name!r}"
+        try:
+            state = StatusWord(str(fields.get("state")))
+        except ValueError:
+            raise ProtocolError(f"{where}: unknown state {fields.get('state')!r}") from None
+        sockets = fields.get("sockets", [])
+        if not isinstance(sockets, list) or not all(isinstance(s, str) for s in sockets):
+            raise ProtocolError(f'{where}: "sockets" must be a list of addresses')
+        return cls(
+            name=name,
+            state=state,
+            pid=_optional(fields, "pid", int, where),
+            uptime=_optional(fields, "uptime", float, where),
+            restarts=_optional(fields, "restarts", int, where) or 0,
+            last_trigger=TriggerRecord.from_wire(fields.get("last_trigger")),
+            backend=_optional(fields, "backend", str, where),
+            watched_paths=_optional(fields, "watched_paths", int, where) or 0,
+            sockets=tuple(sockets),
+        )
+
+
+# How the one-line summary names each state, in the order it lists them.
+_SUMMARY_PHRASES = {
+    StatusWord.RUNNING: "running",
+    StatusWord.STARTING: "starting",
+    StatusWord.STOPPING: "stopping",
+    StatusWord.BACKOFF: "backing off",
+    StatusWord.FAILED: "failed",
+    StatusWord.EXITED: "exited",
+    StatusWord.STOPPED: "stopped",
+}
+
+
+def summary_line(jobs: Sequence[JobStatus], config_error: str | None = None) -> str:
+    """``2 jobs running, 1 failed; 1,204 paths watched (inotify)``: for systemd's STATUS=
+    and ``watchctl reload``."""
+    counts = Counter(job.state for job in jobs)
+    present = [(counts[word], phrase) for word, phrase in _SUMMARY_PHRASES.items() if counts[word]]
+    parts = [f"{count} {phrase}" for count, phrase in present]
+    if present:  # the first count names what it counts: "1 job running, 2 failed"
+        count, phrase = present[0]
+        parts[0] = f"{count} {'job' if count == 1 else 'jobs'} {phrase}"
+    paths = sum(job.watched_paths for job in jobs)
+    backends = sorted({job.backend for job in jobs if job.backend})
+    text = f"{', '.join(parts) or 'no jobs'}; {counted(paths, 'path')} watched"
+    if backends:
+        text += f" ({', '.join(backends)})"
+    if config_error:
+        text += "; config error: " + config_error.splitlines()[0]
+    return text
+
+
+def _mapping(body: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise ProtocolError(f"malformed reply from watchd: {what} is not a JSON object")
+    return body
+
+
+def _text(fields: Mapping[str, Any], key: str, where: str) -> str:
+    value = fields.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f'malformed reply from watchd: {where}: "{key}" must be text')
+    return value
+
+
+def _optional(
+    fields: Mapping[str, Any], key: str, kind: type[_Scalar], where: str
+) -> _Scalar | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+        raise ProtocolError(
+            f'malformed reply from watchd: {where}: "{key}" must be {kind.__name__}'
+        )
+    return kind(value)
