@@ -17,6 +17,7 @@ from watchd.errors import ConfigError
 from watchd.log import setup_logging
 from watchd.paths import default_config
 from watchd.rlimits import raise_open_files_limit
+from watchd.supervise.containment import check_warnings
 from watchd.text import counted
 
 # sysexits' EX_CONFIG: the unit's RestartPreventExitStatus= stops a restart loop on it.
@@ -53,6 +54,9 @@ def check(config_path: Path) -> int:
         count = len(error.issues)
         print(f"{count} error{'s' if count != 1 else ''}; config refused", file=sys.stderr)
         return 1
+    for job in config.jobs:
+        for warning in check_warnings(job):
+            print(warning, file=sys.stderr)
     jobs, files = len(config.jobs), len(config.files)
     print(f"{shown(config.path)}: ok ({counted(jobs, 'job')} in {counted(files, 'file')})")
     return 0

@@ -109,6 +109,8 @@ def _print_status(reply: dict[str, Any], as_json: bool, named: bool) -> int:
         if reply.get("config_error"):
             print(f"config error (the last good config is running):\n{reply['config_error']}\n")
         print(format_table(jobs) if jobs else "no jobs")
+        for line in containment_notes(jobs):
+            print(line)
     if named and any(job.state is not StatusWord.RUNNING for job in jobs):
         return EXIT_NOT_RUNNING
     return EXIT_OK
@@ -122,7 +124,7 @@ def _jobs(reply: dict[str, Any]) -> list[JobStatus]:
 
 
 def format_table(jobs: Sequence[JobStatus]) -> str:
-    header = ("JOB", "STATE", "PID", "UPTIME", "RESTARTS", "LAST TRIGGER", "WATCH")
+    header = ("JOB", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST TRIGGER", "WATCH")
     rows = [header] + [_row(job) for job in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = []
@@ -142,9 +144,40 @@ def _row(job: JobStatus) -> tuple[str, ...]:
         str(job.pid) if job.pid else "-",
         format_duration(job.uptime) if job.uptime is not None else "-",
         str(job.restarts),
+        _size(job.memory_bytes),
+        "-" if job.cpu_seconds is None else format_duration(job.cpu_seconds),
         _trigger(job.last_trigger),
         watch,
     )
+
+
+def containment_notes(jobs: Sequence[JobStatus]) -> list[str]:
+    """Below the table: jobs not contained by a cgroup, and limits that are not enforced."""
+    notes = []
+    fallback = [job for job in jobs if job.containment == "process-group"]
+    for reason in sorted({str(job.containment_reason) for job in fallback}):
+        names = [job.name for job in fallback if str(job.containment_reason) == reason]
+        notes.append(
+            f"containment: process group only ({reason}) for {', '.join(names)}: "
+            "a process that leaves its group survives a stop"
+        )
+    for job in jobs:
+        notes += [f"{job.name}: {warning}" for warning in job.limit_warnings]
+    return notes
+
+
+def _size(value: int | None) -> str:
+    """Bytes the way ``ps`` and ``top`` show them: ``812K``, ``41.5M``."""
+    if value is None:
+        return "-"
+    if value < 1024:
+        return f"{value}B"
+    size = value / 1024
+    for unit in ("K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.0f}{unit}" if unit == "K" else f"{size:.1f}{unit}"
+        size /= 1024
+    return "-"
 
 
 def _trigger(trigger: TriggerRecord | None) -> str:

@@ -17,6 +17,8 @@ from watchd.control.server import ControlServer
 from watchd.control.status import JobStatus, summary_line
 from watchd.errors import ConfigError
 from watchd.log import set_level
+from watchd.supervise import cgroup
+from watchd.supervise.cgroup import Hierarchy
 from watchd.supervise.events import Restart, Start, Stop, TriggerKind
 from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
@@ -35,6 +37,8 @@ log = logging.getLogger("watchd")
 # Edits to config files are applied after this quiet time (editors write in several steps).
 CONFIG_DEBOUNCE = 0.3
 CONFIG_DEBOUNCE_MAX = 2.0
+# How long the job cgroups a killed watchd left may take to empty after cgroup.kill.
+SWEEP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Daemon:
         self._status_update: asyncio.Handle | None = None
         # Per job; outlive its runners, so a redefined job keeps its sockets (SPEC §10).
         self._held: dict[str, HeldSockets] = {}
+        # This daemon's cgroup subtree, or why it falls back to process groups.
+        self.containment: Hierarchy | str = "not set up"
 
     async def run(self) -> int:
         """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
@@ -73,6 +79,7 @@ class Daemon:
         )
         try:
             await control.start()
+            await self._contain()
             await self._watch_config_files()
             await self._start_jobs(self.config.jobs)
             self.ready.set()
@@ -89,8 +96,28 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             reaper.close()
+            if isinstance(self.containment, Hierarchy):
+                self.containment.close()
         log.info("stopped")
         return 0
+
+    async def _contain(self) -> None:
+        """Claim a cgroup subtree (the same one a killed watchd with this control socket
+        had) and empty the job cgroups it left: a job never runs twice."""
+        self.containment = cgroup.setup(str(self.config.control.socket))
+        if not isinstance(self.containment, Hierarchy):
+            log.info("jobs are contained by process group only: %s", self.containment)
+            return
+        log.info("jobs are contained by cgroup below %s", self.containment.shown_root)
+        for left in self.containment.leftovers():
+            pids = left.pids()
+            if pids:
+                noun = "process" if len(pids) == 1 else "processes"
+                where = self.containment.shown(left)
+                log.warning("killing %d %s an earlier watchd left in %s", len(pids), noun, where)
+            left.kill()
+            await cgroup.emptied(left, SWEEP_TIMEOUT)
+            left.remove()
 
     def request_stop(self) -> None:
         self._stop_requested.set()
@@ -220,7 +247,10 @@ class Daemon:
         """Arm every job's watches first, then start the children: a change made once
         this returns is never missed."""
         new = [
-            JobRunner(job, self._hub, self._status_changed, self._sockets_for(job)) for job in jobs
+            JobRunner(
+                job, self._hub, self._status_changed, self._sockets_for(job), self.containment
+            )
+            for job in jobs
         ]
         for runner in new:
             self.runners[runner.name] = runner

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from watchd.config import serving, values
+from watchd.config import limits, serving, values
 from watchd.config.model import Backend, JobConfig, RestartMode, RestartPolicy, WatchConfig
 from watchd.config.nodes import Invalid, Issues, dotted, is_null, mapping, show, source_of
 
@@ -46,6 +46,7 @@ JOB_VALUES: dict[str, Parser] = {
     "restart_mode": lambda node: values.choice(node, RestartMode),
     "health": serving.health,
     "watchdog": values.positive_duration,
+    "limits": limits.limits,
 }
 WATCH_VALUES: dict[str, Parser] = {
     "paths": values.paths,
@@ -58,7 +59,7 @@ WATCH_VALUES: dict[str, Parser] = {
 }
 JOB_KEYS = ("command", "before_restart", "env", "watch", "sockets", *JOB_VALUES)
 # Keys whose ``null`` means "not set": the default applies.
-_NULLABLE = {"cwd", "user", "group", "before_restart", "health", "watchdog", "sockets"}
+_NULLABLE = {"cwd", "user", "group", "before_restart", "health", "watchdog", "sockets", "limits"}
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,24 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What a job's cgroup may use (SPEC §11); None leaves that resource unlimited."""
+
+    memory: int | None = None  # bytes -> memory.max
+    tasks: int | None = None  # processes and threads -> pids.max
+    cpu: float | None = None  # share of one CPU (0.5 = 50%) -> cpu.max
+    # (key, "FILE:LINE:COL") for each limit set: where a warning about it points.
+    where: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def items(self) -> list[tuple[str, int | float]]:
+        found = (("memory", self.memory), ("tasks", self.tasks), ("cpu", self.cpu))
+        return [(key, value) for key, value in found if value is not None]
+
+    def position(self, key: str) -> str:
+        return dict(self.where).get(key, "")
+
+
+@dataclass(frozen=True)
 class JobConfig:
     name: str
     command: tuple[str, ...]
@@ -147,6 +165,7 @@ class JobConfig:
     restart_mode: RestartMode = RestartMode.STOP_FIRST
     health: HealthCheck | None = None
     watchdog: float | None = None  # WATCHDOG_USEC for the child; restarted when pings stop
+    limits: Limits = field(default_factory=Limits)
 
     def same_definition(self, other: JobConfig) -> bool:
         """True when *other* would run the same child the same way (``source`` aside)."""

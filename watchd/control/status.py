@@ -64,6 +64,14 @@ class JobStatus:
     backend: str | None = None  # "inotify", "poll", ...; None when nothing is watched
     watched_paths: int = 0
     sockets: tuple[str, ...] = ()  # where the job's held sockets listen
+    # SPEC §11: "cgroup", or "process-group" (then containment_reason says why).
+    containment: str = "process-group"
+    containment_reason: str | None = None
+    cgroup: str | None = None  # the job's cgroup, as /proc/PID/cgroup names it
+    memory_bytes: int | None = None
+    cpu_seconds: float | None = None
+    limits: tuple[tuple[str, float], ...] = ()  # (key, value): memory bytes, tasks, cpu share
+    limit_warnings: tuple[str, ...] = ()  # FILE:LINE:COL: warning: limits.KEY: not enforced…
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -76,6 +84,13 @@ class JobStatus:
             "backend": self.backend,
             "watched_paths": self.watched_paths,
             "sockets": list(self.sockets),
+            "containment": self.containment,
+            "containment_reason": self.containment_reason,
+            "cgroup": self.cgroup,
+            "memory_bytes": self.memory_bytes,
+            "cpu_seconds": None if self.cpu_seconds is None else round(self.cpu_seconds, 3),
+            "limits": dict(self.limits),
+            "limit_warnings": list(self.limit_warnings),
         }
 
     @classmethod
@@ -90,6 +105,15 @@ class JobStatus:
         sockets = fields.get("sockets", [])
         if not isinstance(sockets, list) or not all(isinstance(s, str) for s in sockets):
             raise ProtocolError(f'{where}: "sockets" must be a list of addresses')
+        limits = fields.get("limits") or {}
+        if not isinstance(limits, dict) or not all(
+            isinstance(value, int | float) and not isinstance(value, bool)
+            for value in limits.values()
+        ):
+            raise ProtocolError(f'{where}: "limits" must map names to numbers')
+        warnings = fields.get("limit_warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise ProtocolError(f'{where}: "limit_warnings" must be a list of text')
         return cls(
             name=name,
             state=state,
@@ -100,6 +124,13 @@ class JobStatus:
             backend=_optional(fields, "backend", str, where),
             watched_paths=_optional(fields, "watched_paths", int, where) or 0,
             sockets=tuple(sockets),
+            containment=_optional(fields, "containment", str, where) or "process-group",
+            containment_reason=_optional(fields, "containment_reason", str, where),
+            cgroup=_optional(fields, "cgroup", str, where),
+            memory_bytes=_optional(fields, "memory_bytes", int, where),
+            cpu_seconds=_optional(fields, "cpu_seconds", float, where),
+            limits=tuple((str(key), value) for key, value in limits.items()),
+            limit_warnings=tuple(warnings),
         )
 
 

@@ -12,6 +12,7 @@ Mechanism only. The layout, below the cgroup watchd found itself in (its *home*)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -20,8 +21,11 @@ import logging
 import os
 import re
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from watchd.config.model import Limits
 
 log = logging.getLogger("watchd")
 
@@ -84,20 +88,29 @@ class Hierarchy:
 
     root: Path  # HOME/watchd-INSTANCE
     home: Path
+    mount: Path  # where the cgroup2 file system is mounted
     controllers: frozenset[str]  # enabled for every job cgroup
     moved: bool  # watchd moved itself into root/daemon
     _lock: int = field(repr=False, default=-1)
 
-    def job(self, name: str) -> JobCgroup:
-        return JobCgroup(self.root / ("job-" + _UNSAFE.sub("_", name)), self.controllers)
+    def job(self, name: str) -> Cgroup:
+        return Cgroup(self.root / ("job-" + _UNSAFE.sub("_", name)), self.controllers)
 
-    def leftovers(self) -> list[JobCgroup]:
+    def shown(self, cgroup: Cgroup) -> str:
+        """*cgroup* as /proc/PID/cgroup names it (its path below the cgroup2 mount)."""
+        return "/" + str(cgroup.path.relative_to(self.mount))
+
+    @property
+    def shown_root(self) -> str:
+        return "/" + str(self.root.relative_to(self.mount))
+
+    def leftovers(self) -> list[Cgroup]:
         """Job cgroups a previous watchd of this instance left behind."""
         found = []
         with contextlib.suppress(OSError):
             for entry in sorted(self.root.iterdir()):
                 if entry.is_dir() and entry.name.startswith("job-"):
-                    found.append(JobCgroup(entry, self.controllers))
+                    found.append(Cgroup(entry, self.controllers))
         return found
 
     def close(self) -> None:
@@ -128,12 +141,12 @@ def setup(instance_key: str) -> Hierarchy | str:
         return "no cgroup v2 hierarchy"
     home = mount / own.lstrip("/")
     try:
-        return _claim(home, instance_name(instance_key))
+        return _claim(mount, home, instance_name(instance_key))
     except OSError as error:
         return f"cannot write {error.filename or home}: {error.strerror}"
 
 
-def _claim(home: Path, name: str) -> Hierarchy:
+def _claim(mount: Path, home: Path, name: str) -> Hierarchy:
     root = home / name
     root.mkdir(exist_ok=True)
     lock = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -153,7 +166,7 @@ def _claim(home: Path, name: str) -> Hierarchy:
         with contextlib.suppress(OSError):
             root.rmdir()
         raise
-    return Hierarchy(root, home, controllers, moved, lock)
+    return Hierarchy(root, home, mount, controllers, moved, lock)
 
 
 def _leave_home_if_alone(home: Path, root: Path) -> bool:
@@ -201,53 +214,55 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
 
 
-@dataclass(frozen=True)
-class Limits:
-    memory: int | None = None  # bytes -> memory.max
-    tasks: int | None = None  # -> pids.max
-    cpu: float | None = None  # share of one CPU (0.5 = 50%) -> cpu.max
-
-
 LIMIT_FILES = {"memory": "memory.max", "tasks": "pids.max", "cpu": "cpu.max"}
 LIMIT_CONTROLLERS = {"memory": "memory", "tasks": "pids", "cpu": "cpu"}
+FREEZE_TIMEOUT = 1.0  # kernels without cgroup.kill: how long a freeze may take
 
 
 @dataclass(frozen=True)
-class JobCgroup:
+class Cgroup:
+    """One cgroup directory: a job's (``job-NAME``), or one child's below it (``run-N``)."""
+
     path: Path
     controllers: frozenset[str]
+
+    def child(self, name: str) -> Cgroup:
+        return Cgroup(self.path / name, frozenset())
 
     def create(self) -> None:
         self.path.mkdir(exist_ok=True)
 
-    def apply(self, limits: Limits) -> list[str]:
-        """Write the limits; return one warning per limit that is not enforced."""
+    def apply(self, limits: Limits) -> list[tuple[str, str]]:
+        """Write the limits; return (key, why) for each limit that is not enforced."""
         warnings = []
-        for key, value in (("memory", limits.memory), ("tasks", limits.tasks), ("cpu", limits.cpu)):
-            if value is None:
-                continue
+        for key, value in limits.items():
             controller = LIMIT_CONTROLLERS[key]
             if controller not in self.controllers:
-                warnings.append(not_enforced(key, controller))
+                warnings.append((key, not_enforced(controller)))
                 continue
             text = (
                 f"{round(value * CPU_PERIOD_USEC)} {CPU_PERIOD_USEC}"
                 if key == "cpu"
-                else str(value)
+                else str(int(value))
             )
             try:
                 _write(self.path / LIMIT_FILES[key], text)
             except OSError as error:
-                warnings.append(f"limits.{key} is not enforced: {error.strerror}")
+                warnings.append((key, f"not enforced: {error.strerror}"))
         return warnings
 
     def pids(self) -> list[int]:
-        try:
-            return [int(pid) for pid in (self.path / "cgroup.procs").read_text().split()]
-        except OSError:
-            return []
+        """Every process in this cgroup and those below it."""
+        found = []
+        for directory, _, _ in os.walk(self.path):
+            try:
+                found += [int(pid) for pid in Path(directory, "cgroup.procs").read_text().split()]
+            except OSError:
+                continue
+        return found
 
     def populated(self) -> bool:
+        """True while a live process is in this cgroup or below (zombies do not count)."""
         try:
             events = (self.path / "cgroup.events").read_text()
         except FileNotFoundError:
@@ -265,11 +280,30 @@ class JobCgroup:
         try:
             _write(self.path / "cgroup.kill", "1")
         except FileNotFoundError:
-            pass  # removed already
+            if self.path.is_dir():
+                self.kill_frozen()  # kernels before 5.14 have no cgroup.kill
         except OSError as error:
             if error.errno not in (errno.ENOENT, errno.EACCES, errno.EINVAL):
                 raise
-            self.signal_all(signal.SIGKILL)  # kernels before 5.14 have no cgroup.kill
+            self.kill_frozen()
+
+    def kill_frozen(self) -> None:
+        """What cgroup.kill does, on older kernels: freeze the tree, so that nothing in it
+        can fork while it is killed, SIGKILL every process, thaw (a fatal signal is taken
+        by a frozen process too)."""
+        frozen = False
+        with contextlib.suppress(OSError):
+            _write(self.path / "cgroup.freeze", "1")
+            frozen = True
+            deadline = time.monotonic() + FREEZE_TIMEOUT
+            while "frozen 1" not in (self.path / "cgroup.events").read_text():
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.001)
+        self.signal_all(signal.SIGKILL)
+        if frozen:
+            with contextlib.suppress(OSError):
+                _write(self.path / "cgroup.freeze", "0")
 
     def memory_bytes(self) -> int | None:
         return _number(self.path / "memory.current")
@@ -282,15 +316,25 @@ class JobCgroup:
         return _keyed(self.path / "memory.events", "oom_kill")
 
     def remove(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+        """Remove this cgroup and those below it, where they are empty (best effort)."""
+        for directory, _, _ in sorted(os.walk(self.path), key=lambda entry: -len(entry[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
 
 
-def not_enforced(key: str, controller: str) -> str:
-    return (
-        f"limits.{key} is not enforced: the {controller} controller is not available "
-        "to watchd's cgroup v2 hierarchy"
-    )
+async def emptied(cgroup: Cgroup, timeout: float, interval: float = 0.02) -> bool:
+    """Wait until no live process is left in *cgroup*; False if that took over *timeout*."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while cgroup.populated():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
+def not_enforced(controller: str) -> str:
+    return f"not enforced: the cgroup v2 hierarchy gives watchd no {controller} controller"
 
 
 def _number(path: Path) -> int | None:

@@ -14,6 +14,7 @@ class TriggerKind(StrEnum):
     EXIT = "exit"
     MANUAL = "manual"
     CONFIG = "config"
+    OOM = "oom-killed"  # the kernel's OOM killer ended the child (its cgroup's memory limit)
 
 
 class Level(StrEnum):
@@ -76,6 +77,7 @@ class Exited:
     returncode: int  # negative: killed by that signal (subprocess convention)
     # Set when the child never ran the command: the exec after the fork failed.
     exec_error: str | None = None
+    oom_killed: bool = False  # the OOM killer killed a process of the child's cgroup
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Child processes: spawn in their own session through the exec shim, observe exit through
-a pidfd, stop whole process groups. Mechanism only; when to do any of it is the job's
-business."""
+a pidfd, stop the whole tree (every process of the child's cgroup when it has one, else its
+process group). Mechanism only; when to do any of it is the job's business."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchd.supervise import shim
+from watchd.supervise.cgroup import Cgroup
 from watchd.supervise.output import LineReader
 
 # Variables a child must not inherit: they describe watchd's own contract with systemd.
@@ -71,13 +72,20 @@ def child_environment(extra: Mapping[str, str], user: str | None) -> dict[str, s
 
 
 class ChildProcess:
-    """A running child, leader of its own session and process group."""
+    """A running child, leader of its own session and process group, and alone in its
+    cgroup (with what it forks) when it has one."""
 
     def __init__(
-        self, popen: subprocess.Popen[bytes], reader: LineReader | None, status: int, program: str
+        self,
+        popen: subprocess.Popen[bytes],
+        reader: LineReader | None,
+        status: int,
+        program: str,
+        cgroup: Cgroup | None = None,
     ) -> None:
         self._popen = popen
         self.pid = popen.pid
+        self.cgroup = cgroup
         self._reader = reader
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = loop.create_future()
@@ -159,7 +167,8 @@ class ChildProcess:
         reader = None
         if popen.stdout is not None:
             reader = LineReader(popen.stdout, on_line)
-        return cls(popen, reader, status_read, spec.argv[0])
+        cgroup = None if spec.cgroup is None else Cgroup(spec.cgroup, frozenset())
+        return cls(popen, reader, status_read, spec.argv[0], cgroup)
 
     def _on_pidfd_readable(self) -> None:
         returncode = self._popen.poll()
@@ -177,8 +186,18 @@ class ChildProcess:
         return await asyncio.shield(self._exited)
 
     def signal_group(self, sig: signal.Signals) -> None:
+        """*sig* to the child's process group and, when it has one, to its whole cgroup
+        (which holds what left the group: a daemon that forked twice and called setsid)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
+        if self.cgroup is not None:
+            self.cgroup.signal_all(sig)
+
+    def kill_all(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill()
 
     def signal_leader(self, sig: signal.Signals) -> None:
         if not self._exited.done():
@@ -186,16 +205,19 @@ class ChildProcess:
                 os.kill(self.pid, sig)
 
     def begin_stop(self, sig: signal.Signals, timeout: float) -> None:
-        """Send *sig* to the whole group now, and SIGKILL to it after *timeout*."""
+        """Send *sig* to the whole tree now, and SIGKILL to it after *timeout*."""
         self.signal_group(sig)
         if sig is not signal.SIGCONT:
             # A stopped process would never act on the signal.
             self.signal_group(signal.SIGCONT)
         if self._kill_timer is None:
             loop = asyncio.get_running_loop()
-            self._kill_timer = loop.call_later(timeout, self.signal_group, signal.SIGKILL)
+            self._kill_timer = loop.call_later(timeout, self.kill_all)
 
     def group_alive(self) -> bool:
+        """True while any process of the tree is left (zombies aside)."""
+        if self.cgroup is not None and self.cgroup.populated():
+            return True
         try:
             os.killpg(self.pid, 0)
         except ProcessLookupError:
@@ -205,7 +227,7 @@ class ChildProcess:
         return True
 
     async def finish(self, stop_signal: signal.Signals, stop_timeout: float) -> int:
-        """After the leader exits: make sure its group is gone too, and its output read.
+        """After the leader exits: make sure its tree is gone too, and its output read.
 
         Stragglers (grandchildren the leader left behind) get the same treatment as a
         stop: *stop_signal*, then SIGKILL after *stop_timeout*.

@@ -14,6 +14,8 @@ from typing import Any
 from watchd.config.model import JobConfig
 from watchd.control.status import JobStatus, TriggerRecord
 from watchd.supervise import events as ev
+from watchd.supervise.cgroup import Hierarchy
+from watchd.supervise.containment import JobContainment
 from watchd.supervise.job import Job, drive
 from watchd.supervise.output import OutputBuffer
 from watchd.supervise.process import ChildProcess, SpawnSpec
@@ -41,8 +43,10 @@ class JobRunner:
         hub: WatchHub,
         on_state_change: Callable[[], None] | None = None,
         sockets: HeldSockets | None = None,
+        containment: Hierarchy | str = "not set up",
     ) -> None:
         self.config = config
+        self.containment = JobContainment(config, containment)
         self.sockets = sockets  # held by the daemon across this runner's restarts
         self._on_state_change = on_state_change
         self.job = Job(config)
@@ -96,6 +100,7 @@ class JobRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.containment.close()
 
     async def wait_until(self, predicate: Any) -> None:
         while not predicate():
@@ -126,6 +131,7 @@ class JobRunner:
             backend=self.backend,
             watched_paths=self.watched_paths(),
             sockets=() if self.sockets is None else tuple(self.sockets.addresses()),
+            **self.containment.status(),
         )
 
     # ---- inputs ---------------------------------------------------------------------
@@ -179,6 +185,9 @@ class JobRunner:
                 spec = replace(spec, fds=self.sockets.fds(), fd_names=self.sockets.names())
                 if newly:
                     log.info("%s: holding %s", self.name, ", ".join(self.sockets.addresses()))
+            cgroup = self.containment.child_cgroup()
+            if cgroup is not None:
+                spec = replace(spec, cgroup=cgroup.path)
             child = ChildProcess.spawn(spec, self._on_line)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             return ev.SpawnFailed(_spawn_error(error))
@@ -188,10 +197,15 @@ class JobRunner:
         return ev.Spawned(child.pid)
 
     async def _supervise(self, child: ChildProcess) -> None:
+        oom_before = self.containment.oom_kills()
+        # Returns once the child's whole cgroup is empty: only then may the next one start.
         returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
         self._child = None
+        if child.cgroup is not None:
+            child.cgroup.remove()
+        oom = self.containment.oom_kills() > oom_before
         error = None if child.exec_error is None else _spawn_error(child.exec_error)
-        self.handle(ev.Exited(returncode, error))
+        self.handle(ev.Exited(returncode, error, oom))
 
     async def _run_before_restart(self) -> None:
         done = await self._before_restart()

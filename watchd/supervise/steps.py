@@ -191,8 +191,11 @@ def child_exited(job: Job, event: ev.Input, at: Moment) -> Outcome:
         state, more = _spawn_failed(job, event.exec_error, at)
         return state, [*actions, *more]
     level = Level.INFO if event.returncode == 0 else Level.WARNING
+    kind = TriggerKind.EXIT
+    if event.oom_killed and event.returncode != 0:
+        kind, how = TriggerKind.OOM, f"{how} by the OOM killer (limits.memory)"
     actions.append(ev.Notice(level, f"child {how}"))
-    job.last_trigger = Trigger(TriggerKind.EXIT, how, at.wall)
+    job.last_trigger = Trigger(kind, how, at.wall)
     state, more = _after_unexpected_exit(job, event.returncode, at.now)
     return state, [*actions, *more]
 
