@@ -116,7 +116,8 @@ class Daemon:
                 where = self.containment.shown(left)
                 log.warning("killing %d %s an earlier watchd left in %s", len(pids), noun, where)
             left.kill()
-            await cgroup.emptied(left, SWEEP_TIMEOUT)
+            if not await cgroup.emptied(left, SWEEP_TIMEOUT):
+                log.error("%s is not empty after cgroup.kill", self.containment.shown(left))
             left.remove()
 
     def request_stop(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers.daemon import Record
+from tests.helpers.daemon import REPO, Record
 from tests.helpers.wait import wait_until
 from tests.systemd.conftest import TEST_DIR, Installation
 from tests.systemd.sandbox import Sandbox
@@ -339,3 +339,44 @@ def test_stop_ends_every_job_process_itself(running: Sandbox) -> None:
         assert stubborn.events("signal")[-1][2] == "SIGTERM"
     finally:
         remove_jobs(box, "tree.yaml")
+
+
+def test_a_jobs_escaped_daemons_are_gone_after_watchctl_stop_and_systemctl_stop(
+    running: Sandbox,
+) -> None:
+    """Delegate=yes: each job in a cgroup of its own, so a daemon that forked twice and
+    called setsid is stopped with its job."""
+    box = running
+    daemonize = REPO / "tests" / "helpers" / "daemonize.py"
+    box.write(f"{TEST_DIR}/daemonize.py", daemonize.read_text())
+
+    def tree_job(name: str) -> dict[str, Any]:
+        command = ["python3", f"{TEST_DIR}/daemonize.py", f"{TEST_DIR}/{name}.tree", "3"]
+        return {name: {"command": command, "stop_timeout": "2s"}}
+
+    def daemons(name: str) -> list[int]:
+        try:
+            lines = box.path(f"{TEST_DIR}/{name}.tree").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [int(line.split()[1]) for line in lines if line.startswith("daemon ")]
+
+    write_jobs(box, "daemons.yaml", {**tree_job("forker"), **tree_job("other")})
+    try:
+        wait_until(lambda: len(daemons("forker")) >= 3, "forker's daemons", TIMEOUT)
+        wait_until(lambda: len(daemons("other")) >= 3, "other's daemons", TIMEOUT)
+        forker = job(box, "forker")
+        assert forker is not None and forker["containment"] == "cgroup", forker
+        assert forker["cgroup"].startswith("/system.slice/watchd.service/watchd-")
+
+        box.run("watchctl", "stop", "forker")
+        assert [pid for pid in daemons("forker") if box.alive(pid)] == []
+        assert all(box.alive(pid) for pid in daemons("other"))
+
+        cursor = box.journal_cursor()
+        box.systemctl("stop", "watchd")
+        assert [pid for pid in daemons("other") if box.alive(pid)] == []
+        log = box.journal(cursor, UNIT)
+        assert "Killing process" not in log  # watchd ended them itself
+    finally:
+        remove_jobs(box, "daemons.yaml")
