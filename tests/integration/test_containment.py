@@ -96,7 +96,7 @@ def test_stopping_a_job_leaves_none_of_its_escaped_daemons(tmp_path: Path) -> No
             await daemon.control_jobs("stop", ["web"])
             assert tree.living() == []
             status = daemon.job_status(["web"])[0]
-            assert status["state"] == "stopped"
+            assert status.state == "stopped"
 
     asyncio.run(scenario())
 
@@ -170,10 +170,10 @@ def test_each_jobs_processes_share_one_cgroup_apart_from_watchd_and_other_jobs(
             assert cgroup_of(os.getpid()) not in found["a"] | found["b"]
             for name in trees:
                 status = daemon.job_status([name])[0]
-                assert status["containment"] == "cgroup"
+                assert status.containment == "cgroup" and status.cgroup is not None
                 (leaf,) = found[name]
-                assert leaf.startswith(status["cgroup"] + "/")
-                assert status["cgroup"].endswith(f"/job-{name}")
+                assert leaf.startswith(status.cgroup + "/")
+                assert status.cgroup.endswith(f"/job-{name}")
 
     asyncio.run(scenario())
 
@@ -191,13 +191,13 @@ def test_status_shows_the_cpu_time_and_memory_of_the_job(tmp_path: Path) -> None
         async with daemon_running(tmp_path, {"burn": {"command": burn}}) as daemon:
 
             def used() -> float:
-                seconds = daemon.job_status(["burn"])[0]["cpu_seconds"]
+                seconds = daemon.job_status(["burn"])[0].cpu_seconds
                 return float(seconds or 0)
 
             await async_wait_until(lambda: used() >= 0.3, "the job's CPU time to show")
-            memory = daemon.job_status(["burn"])[0]["memory_bytes"]
+            memory = daemon.job_status(["burn"])[0].memory_bytes
             if "memory" in CONTROLLERS:
-                assert memory > 1 << 20
+                assert memory is not None and memory > 1 << 20
             else:
                 assert memory is None  # the memory controller is not in the v2 hierarchy
 

@@ -26,6 +26,15 @@ statuses = st.builds(
     backend=st.none() | st.sampled_from(["inotify", "poll"]),
     watched_paths=st.integers(0, 10**7),
     sockets=st.lists(texts, max_size=3).map(tuple),
+    containment=st.sampled_from(["cgroup", "process-group"]),
+    containment_reason=st.none() | texts,
+    cgroup=st.none() | texts,
+    memory_bytes=st.none() | st.integers(0, 2**40),
+    cpu_seconds=st.none() | st.floats(0, 1e7).map(lambda seconds: round(seconds, 3)),
+    limits=st.dictionaries(
+        st.sampled_from(["memory", "tasks", "cpu"]), st.integers(1, 2**40) | st.floats(0.01, 64)
+    ).map(lambda limits: tuple(limits.items())),
+    limit_warnings=st.lists(texts, max_size=3).map(tuple),
 )
 
 
@@ -49,6 +58,8 @@ def test_keys_a_newer_daemon_adds_are_ignored_and_missing_ones_take_defaults() -
         ({"name": "web", "state": "running", "pid": True}, '"pid" must be int'),
         ({"name": "web", "state": "running", "sockets": "x"}, '"sockets" must be a list'),
         ({"name": "web", "state": "running", "last_trigger": {"kind": 1}}, '"kind" must be text'),
+        ({"name": "web", "state": "running", "limits": {"memory": "1G"}}, '"limits" must map'),
+        ({"name": "web", "state": "running", "limit_warnings": "x"}, '"limit_warnings" must be'),
     ],
 )
 def test_a_malformed_status_is_a_clear_protocol_error(body: object, complaint: str) -> None:
@@ -82,6 +93,8 @@ def test_the_table_shows_each_field_of_the_record() -> None:
         last_trigger=TriggerRecord("change", "src/app.py", "2020-01-02T03:04:05+0000"),
         backend="inotify",
         watched_paths=12,
+        memory_bytes=43_515_904,
+        cpu_seconds=0.25,
     )
     header, row = format_table([job]).splitlines()
     assert header.split() == [
@@ -90,10 +103,12 @@ def test_the_table_shows_each_field_of_the_record() -> None:
         "PID",
         "UPTIME",
         "RESTARTS",
+        "MEM",
+        "CPU",
         "LAST",
         "TRIGGER",
         "WATCH",
     ]
-    assert row.split()[:5] == ["web", "running", "4242", "1m15s", "3"]
+    assert row.split()[:7] == ["web", "running", "4242", "1m15s", "3", "41.5M", "250ms"]
     assert "change: src/app.py (Jan 02 03:04)" in row
     assert row.endswith("inotify, 12 paths")
