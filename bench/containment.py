@@ -36,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DAEMONIZE = REPO / "tests" / "helpers" / "daemonize.py"
 WATCHMEDO = HERE / ".peers-venv" / "bin" / "watchmedo"  # python -m bench.peers builds it
+STOP_TIMEOUT = "2s"
+STUBBORN = ", SIGTERM ignored"  # the daemons wait for the SIGKILL after stop_timeout
 GRACE = 5.0  # after the stop: how long survivors get to go before they are counted
 
 
@@ -103,6 +105,8 @@ class Watchd:
 def escaped(count: int, tool: str, workdir: Path) -> dict[str, object]:
     record = workdir / "tree"
     command = [sys.executable, str(DAEMONIZE), str(record), str(count)]
+    if tool.endswith(STUBBORN):
+        command.append("--ignore-term")
     pids: list[int] = []
     watchd = None
     peer = None
@@ -122,8 +126,8 @@ def escaped(count: int, tool: str, workdir: Path) -> dict[str, object]:
                 start_new_session=True,
             )
         else:
-            job = {"command": command, "stop_timeout": "2s"}
-            watchd = Watchd(workdir, {"tree": job}, contained=tool == "watchd (cgroup)")
+            job = {"command": command, "stop_timeout": STOP_TIMEOUT}
+            watchd = Watchd(workdir, {"tree": job}, contained=tool.startswith("watchd (cgroup)"))
             watchd.wait_ready()
         wait_for(lambda: len(daemons(record)) >= count + 1, f"{count} daemons")
         pids = daemons(record)
@@ -177,9 +181,11 @@ def main() -> None:
     if not isinstance(found, cgroup.Hierarchy):
         raise SystemExit(f"no writable cgroup v2 hierarchy: {found}")
     found.close()
-    tools = ["watchd (cgroup)", "watchd (process-group)"]
+    tools = ["watchd (cgroup)", "watchd (cgroup)" + STUBBORN, "watchd (process-group)"]
     if WATCHMEDO.exists():
         tools.append("watchmedo")
+    print(f"stop_timeout {STOP_TIMEOUT}")
+    print()
     print(f"| tool | daemons | stop returned | none left | survivors after {GRACE:g}s |")
     print("| --- | --- | --- | --- | --- |")
     for tool in tools:

@@ -286,3 +286,22 @@ def test_an_exec_that_fails_after_the_fork_is_a_start_failure() -> None:
     trigger = driver.job.last_trigger
     assert trigger is not None
     assert trigger.detail == "failed to start: Permission denied: '/srv/app/server'"
+
+
+def test_an_oom_kill_is_the_last_trigger_and_a_failure_that_backs_off() -> None:
+    driver = started()
+    driver.children -= 1
+    driver.send(ev.Exited(-signal.SIGKILL, None, oom_killed=True))
+    trigger = driver.job.last_trigger
+    assert trigger is not None and trigger.kind == "oom-killed"
+    assert "OOM killer" in trigger.detail
+    assert driver.word() is W.BACKOFF
+    assert driver.job.failures == 1
+
+
+def test_a_clean_exit_after_an_oom_kill_elsewhere_in_the_tree_is_an_exit() -> None:
+    driver = started(replace(BASE, restart=RestartPolicy.NEVER))
+    driver.children -= 1
+    driver.send(ev.Exited(0, None, oom_killed=True))
+    trigger = driver.job.last_trigger
+    assert trigger is not None and trigger.kind == "exit"
