@@ -139,6 +139,27 @@ def test_a_file_change_restart_starts_the_new_child_only_once_the_old_tree_is_go
 
 
 @needs_cgroup
+def test_daemons_a_before_restart_step_leaves_are_gone_once_it_ends(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    tree, build = Tree(tmp_path / "tree"), Tree(tmp_path / "build")
+
+    async def scenario() -> None:
+        step = [sys.executable, DAEMONIZE, str(build.path), "3", "--exit"]
+        job = tree_job(tree, before_restart=step, watch={"paths": [str(src)]})
+        async with daemon_running(tmp_path, {"web": tree_job(tree) | job}):
+            await daemons_up(tree)
+            (src / "app.py").write_text("v2")
+            await async_wait_until(lambda: len(tree.mains()) == 2, "the restart after the build")
+            assert len(build.daemons()) == 3
+            assert build.living() == []
+
+    asyncio.run(scenario())
+
+
+@needs_cgroup
 def test_stopping_watchd_leaves_none_of_the_jobs_daemons(tmp_path: Path) -> None:
     trees = [Tree(tmp_path / "a"), Tree(tmp_path / "b")]
 

@@ -216,12 +216,21 @@ class JobRunner:
         config = self.config
         prefix = f"{self.name} (before_restart)"
         try:
-            child = ChildProcess.spawn(
-                self._spawn_spec(config.before_restart or ()),
-                lambda line: output_log.info("%s | %s", prefix, line),
-            )
+            spec = self._spawn_spec(config.before_restart or ())
+            cgroup = self.containment.child_cgroup()  # a build's daemons go with it too
+            if cgroup is not None:
+                spec = replace(spec, cgroup=cgroup.path)
+            child = ChildProcess.spawn(spec, lambda line: output_log.info("%s | %s", prefix, line))
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             return ev.BeforeRestartDone(False, _spawn_error(error))
+        try:
+            return await self._build_result(child)
+        finally:
+            if child.cgroup is not None:
+                child.cgroup.remove()  # empty by now: every way out waited for that
+
+    async def _build_result(self, child: ChildProcess) -> ev.BeforeRestartDone:
+        config = self.config
         try:
             returncode = await asyncio.wait_for(child.wait(), config.before_restart_timeout)
         except TimeoutError:
