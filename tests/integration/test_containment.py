@@ -360,11 +360,28 @@ def test_a_watchd_started_after_a_sigkill_empties_what_the_killed_one_left(
         assert tree.living() == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a private read-only mount needs root")
-@pytest.mark.skipif(
-    cgroup.find_cgroup2_mount(Path("/proc/self/mountinfo").read_text()) is None,
-    reason="no cgroup v2 hierarchy to make read-only",
-)
+def _private_mounts() -> str | None:
+    """Why a read-only remount in a private mount namespace is impossible here, if it is."""
+    if os.geteuid() != 0:
+        return "a private read-only mount needs root"
+    if cgroup.find_cgroup2_mount(Path("/proc/self/mountinfo").read_text()) is None:
+        return "no cgroup v2 hierarchy to make read-only"
+    try:
+        probe = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "true"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return "no unshare(1)"
+    return None if probe.returncode == 0 else f"unshare --mount: {probe.stderr.strip()}"
+
+
+PRIVATE_MOUNTS = _private_mounts()
+
+
+@pytest.mark.skipif(PRIVATE_MOUNTS is not None, reason=str(PRIVATE_MOUNTS))
 def test_without_a_writable_hierarchy_jobs_fall_back_to_process_groups_and_say_so(
     tmp_path: Path,
 ) -> None:
