@@ -5,7 +5,8 @@ what a cgroup per job costs at start-up.
    stop request (what ``watchctl stop`` sends) to its reply and to no process of the job
    left, or the survivors counted after GRACE: watchd with cgroups, watchd falling back
    to process groups (the cgroup2 mount made read-only in a private mount namespace), and
-   watchmedo auto-restart (from bench/.peers-venv, if built) stopped with SIGTERM.
+   watchmedo auto-restart stopped with SIGTERM, and supervisord (``stopasgroup``,
+   ``killasgroup``) told ``supervisorctl stop``; both from bench/.peers-venv, if there.
 2. Launch to ``ready:`` for a daemon of JOBS jobs, with and without cgroups (median of
    ROUNDS).
 
@@ -36,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DAEMONIZE = REPO / "tests" / "helpers" / "daemonize.py"
 WATCHMEDO = HERE / ".peers-venv" / "bin" / "watchmedo"  # python -m bench.peers builds it
+SUPERVISORD = HERE / ".peers-venv" / "bin" / "supervisord"
+SUPERVISORCTL = HERE / ".peers-venv" / "bin" / "supervisorctl"
 STOP_TIMEOUT = "2s"
 STUBBORN = ", SIGTERM ignored"  # the daemons wait for the SIGKILL after stop_timeout
 GRACE = 5.0  # after the stop: how long survivors get to go before they are counted
@@ -124,6 +127,15 @@ def escaped(count: int, tool: str, workdir: Path) -> dict[str, object]:
                     *command,
                 ],
                 start_new_session=True,
+                stderr=subprocess.DEVNULL,  # its child's KeyboardInterrupt on the stop
+            )
+        elif tool == "supervisord":
+            conf = supervisor_conf(workdir, command)
+            peer = subprocess.Popen(
+                [str(SUPERVISORD), "-c", str(conf)],
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         else:
             job = {"command": command, "stop_timeout": STOP_TIMEOUT}
@@ -132,7 +144,10 @@ def escaped(count: int, tool: str, workdir: Path) -> dict[str, object]:
         wait_for(lambda: len(daemons(record)) >= count + 1, f"{count} daemons")
         pids = daemons(record)
         started = time.monotonic()
-        if peer is not None:
+        if tool == "supervisord":
+            control = [str(SUPERVISORCTL), "-c", str(workdir / "supervisord.conf")]
+            subprocess.run([*control, "stop", "tree"], capture_output=True, check=False)
+        elif peer is not None:
             peer.send_signal(signal.SIGTERM)
             peer.wait(60)
         else:
@@ -158,6 +173,35 @@ def escaped(count: int, tool: str, workdir: Path) -> dict[str, object]:
                 os.kill(pid, signal.SIGKILL)
         if watchd is not None:
             watchd.stop()
+        if peer is not None and peer.poll() is None:
+            peer.send_signal(signal.SIGTERM)
+            peer.wait(60)
+
+
+def supervisor_conf(workdir: Path, command: list[str]) -> Path:
+    """supervisord at its most thorough: the whole process group stopped, then killed."""
+    conf = workdir / "supervisord.conf"
+    conf.write_text(
+        f"""[supervisord]
+nodaemon=true
+logfile={workdir}/supervisord.log
+pidfile={workdir}/supervisord.pid
+[unix_http_server]
+file={workdir}/supervisor.sock
+[supervisorctl]
+serverurl=unix://{workdir}/supervisor.sock
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[program:tree]
+command={" ".join(command)}
+stopasgroup=true
+killasgroup=true
+stopwaitsecs={STOP_TIMEOUT.rstrip("s")}
+startsecs=0
+autorestart=false
+"""
+    )
+    return conf
 
 
 def startup(jobs: int, contained: bool, workdir: Path) -> float:
@@ -187,6 +231,8 @@ def main() -> None:
         tools = []
     if WATCHMEDO.exists() and tools:
         tools.append("watchmedo")
+    if SUPERVISORD.exists() and tools:
+        tools.append("supervisord")
     if tools:
         print(f"stop_timeout {STOP_TIMEOUT}\n")
         print(f"| tool | daemons | stop returned | none left | survivors after {GRACE:g}s |")

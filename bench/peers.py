@@ -9,8 +9,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".peers-venv"
-PACKAGES = ["watchfiles", "watchdog[watchmedo]", "hupper", "Django"]
-DISTRIBUTIONS = ["watchfiles", "watchdog", "hupper", "Django"]
+PACKAGES = ["watchfiles", "watchdog[watchmedo]", "hupper", "Django", "supervisor"]
+DISTRIBUTIONS = ["watchfiles", "watchdog", "hupper", "Django", "supervisor"]
 
 
 def ensure() -> tuple[Path | None, dict[str, str], str]:
