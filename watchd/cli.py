@@ -14,7 +14,7 @@ from watchd.config.nodes import shown
 from watchd.control.socketfile import SocketPathError
 from watchd.daemon import Daemon
 from watchd.errors import ConfigError
-from watchd.log import setup_logging
+from watchd.log import setup_logging, shutdown_logging
 from watchd.paths import default_config
 from watchd.rlimits import raise_open_files_limit
 from watchd.supervise.containment import check_warnings
@@ -80,6 +80,8 @@ def run(config_path: Path) -> int:
     except SocketPathError as error:
         print(f"watchd: {error}; not starting", file=sys.stderr)
         return 1
+    finally:
+        shutdown_logging()
 
 
 def main(argv: list[str] | None = None) -> int:

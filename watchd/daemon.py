@@ -17,6 +17,7 @@ from watchd.control.server import ControlServer
 from watchd.control.status import JobStatus, summary_line
 from watchd.errors import ConfigError
 from watchd.log import set_level
+from watchd.offloop import off_loop
 from watchd.supervise import cgroup
 from watchd.supervise.cgroup import Hierarchy
 from watchd.supervise.events import Restart, Start, Stop, TriggerKind
@@ -39,6 +40,8 @@ CONFIG_DEBOUNCE = 0.3
 CONFIG_DEBOUNCE_MAX = 2.0
 # How long the job cgroups a killed watchd left may take to empty after cgroup.kill.
 SWEEP_TIMEOUT = 10.0
+# Reading the config never holds the reload (or a SIGTERM) longer than this.
+CONFIG_READ_TIMEOUT = 10.0
 
 
 @dataclass
@@ -180,8 +183,18 @@ class Daemon:
                 self._notifier.ready(self.summary())
 
     async def _reload(self, why: str) -> bool:
+        path = self.config.path
         try:
-            new = await asyncio.to_thread(load_config, self.config.path)
+            new = await off_loop(lambda: load_config(path), CONFIG_READ_TIMEOUT, "config reader")
+        except TimeoutError:
+            self.config_error = (
+                f"reading the config took longer than {CONFIG_READ_TIMEOUT:g}s; is a file in it "
+                "on a hung file system?"
+            )
+            log.error(
+                "%s; config refused, the running jobs are unchanged: %s", why, self.config_error
+            )
+            return False
         except ConfigError as error:
             self.config_error = str(error)
             log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)

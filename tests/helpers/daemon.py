@@ -74,14 +74,19 @@ class Daemon:
         path.write_text(yaml.safe_dump({"jobs": jobs}, sort_keys=False))
         return path
 
-    def start(self, wait_ready: bool = True, prefix: Sequence[str] = ()) -> None:
-        """Run watchd (through *prefix*, a command like ``prlimit …``, if given)."""
+    def start(
+        self, wait_ready: bool = True, prefix: Sequence[str] = (), stderr: int | None = None
+    ) -> None:
+        """Run watchd (through *prefix*, a command like ``prlimit …``, if given).
+
+        Its log goes to log_path, or its stderr to the descriptor *stderr*.
+        """
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [*prefix, sys.executable, "-m", "watchd", "run", "-c", str(self.config_path)],
                 stdout=log,
-                stderr=log,
+                stderr=log if stderr is None else stderr,
                 env=env,
             )
         if wait_ready:

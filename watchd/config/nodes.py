@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +63,31 @@ class Issues:
         self.found.append(ConfigIssue(shown(path), line, column, "", message))
 
 
+def read_regular_file(path: Path) -> str:
+    """The text of *path*, which must be a regular file: a FIFO named ``*.yaml`` would
+    block the read until some writer came, a device might never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    with open(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+            raise OSError(errno.EINVAL, f"not a regular file (a {kind})")
+        return file.read().decode("utf-8")
+
+
+_KINDS = {
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFDIR: "directory",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+}
+
+
 def compose(path: Path, issues: Issues) -> yaml.Node | None:
     """The single document in *path* as nodes; ``None`` for an empty or unreadable file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path)
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         issues.in_file(path, f"cannot read: {reason}")

@@ -1,9 +1,12 @@
-"""Child output: split a pipe into lines on the event loop, keep the last lines per job."""
+"""Child output: split a pipe into lines on the event loop, keep the last lines per job,
+open ``output:`` files without waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import IO
@@ -93,3 +96,28 @@ class OutputBuffer:
     def resize(self, max_lines: int) -> None:
         if max_lines != self._lines.maxlen:
             self._lines = deque(self._lines, maxlen=max_lines)
+
+
+class OutputNotOpened(OSError):
+    """A job's ``output:`` file cannot be opened; the message says why."""
+
+
+def open_output(path: str) -> int:
+    """Open a job's ``output:`` file for appending, without ever waiting.
+
+    A FIFO with no reader would block an ordinary open (and with it the event loop):
+    opened non-blocking it fails at once instead, and the job fails to start, saying so.
+    The descriptor handed to the child is blocking again: how the child waits for its
+    reader is its own business.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            raise OutputNotOpened(
+                error.errno, f"output {path} is a FIFO (or socket) that nobody reads"
+            ) from None
+        raise OutputNotOpened(error.errno, f"output {path}: {error.strerror}") from None
+    os.set_blocking(fd, True)
+    return fd

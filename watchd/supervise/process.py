@@ -19,7 +19,7 @@ from pathlib import Path
 
 from watchd.supervise import shim
 from watchd.supervise.cgroup import Cgroup
-from watchd.supervise.output import LineReader
+from watchd.supervise.output import LineReader, open_output
 
 # Variables a child must not inherit: they describe watchd's own contract with systemd.
 PRIVATE_ENV = (
@@ -126,15 +126,14 @@ class ChildProcess:
         """
         env = child_environment(spec.env, spec.user)
         _check_command(spec.argv[0], env.get("PATH", os.defpath), spec.cwd)
-        stdout: int | object
+        stdout: int
         log_file = None
         if spec.output == "log":
             stdout = subprocess.PIPE
         elif spec.output == "null":
             stdout = subprocess.DEVNULL
         else:
-            log_file = open(spec.output, "ab")  # noqa: SIM115 (handed to the child, closed below)
-            stdout = log_file
+            log_file = stdout = open_output(spec.output)  # handed to the child, closed below
         status_read, status_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             popen = subprocess.Popen(
@@ -163,7 +162,7 @@ class ChildProcess:
         finally:
             os.close(status_write)
             if log_file is not None:
-                log_file.close()
+                os.close(log_file)
         reader = None
         if popen.stdout is not None:
             reader = LineReader(popen.stdout, on_line)

@@ -13,6 +13,7 @@ from typing import Any
 
 from watchd.config.model import JobConfig
 from watchd.control.status import JobStatus, TriggerRecord
+from watchd.log import JobOutput
 from watchd.supervise import events as ev
 from watchd.supervise.cgroup import Hierarchy
 from watchd.supervise.containment import JobContainment
@@ -27,7 +28,6 @@ from watchd.watch.choose import WatchHub
 from watchd.watch.filters import PathFilter
 
 log = logging.getLogger("watchd.job")
-output_log = logging.getLogger("watchd.output")
 
 _LEVELS = {
     ev.Level.INFO: logging.INFO,
@@ -51,6 +51,7 @@ class JobRunner:
         self._on_state_change = on_state_change
         self.job = Job(config)
         self.output = OutputBuffer(config.log_lines)
+        self._job_output = JobOutput(config.name)
         self._hub = hub
         self._loop = asyncio.get_running_loop()
         self._child: ChildProcess | None = None
@@ -192,6 +193,7 @@ class JobRunner:
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             return ev.SpawnFailed(_spawn_error(error))
         self._child = child
+        self._job_output.pid = child.pid
         log.info("%s: started pid %d", self.name, child.pid)
         self._spawn_task(self._supervise(child))
         return ev.Spawned(child.pid)
@@ -214,13 +216,12 @@ class JobRunner:
 
     async def _before_restart(self) -> ev.BeforeRestartDone:
         config = self.config
-        prefix = f"{self.name} (before_restart)"
         try:
             spec = self._spawn_spec(config.before_restart or ())
             cgroup = self.containment.child_cgroup()  # a build's daemons go with it too
             if cgroup is not None:
                 spec = replace(spec, cgroup=cgroup.path)
-            child = ChildProcess.spawn(spec, lambda line: output_log.info("%s | %s", prefix, line))
+            child = ChildProcess.spawn(spec, JobOutput(self.name, "before_restart").line)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             return ev.BeforeRestartDone(False, _spawn_error(error))
         try:
@@ -269,7 +270,7 @@ class JobRunner:
 
     def _on_line(self, line: str) -> None:
         self.output.append(line)
-        output_log.info("%s | %s", self.name, line)
+        self._job_output.line(line)
 
     def _timer_fired(self, timer: ev.Timer) -> None:
         self._timers.pop(timer, None)
