@@ -224,8 +224,9 @@ def test_journal_has_priorities_and_job_output(running: Sandbox) -> None:
     write_jobs(box, "noisy.yaml", child_job("noisy", "--print", "hello from noisy"))
     try:
         record(box, "noisy").wait_starts(1, TIMEOUT)
+        # The job's lines are entries of their own, under the job's name.
         wait_until(
-            lambda: "noisy | hello from noisy" in box.journal(cursor, UNIT),
+            lambda: "hello from noisy" in box.journal(cursor, UNIT, identifier="noisy"),
             "the child's output in the journal",
             TIMEOUT,
         )
