@@ -250,6 +250,103 @@ def test_journal_has_priorities_and_job_output(running: Sandbox) -> None:
     wait_until(lambda: job(box, "noisy") is None, "the noisy job to go", TIMEOUT)
 
 
+def printer_job(name: str, code: str) -> dict[str, Any]:
+    """A job running *code* in python3; it stays up until stopped."""
+    program = f"import sys, time\n{code}\nsys.stdout.flush()\ntime.sleep(3600)\n"
+    return {name: {"command": ["python3", "-u", "-c", program]}}
+
+
+def journal_of(box: Sandbox, *matches: str, output: str = "cat") -> list[str]:
+    """What an operator's `journalctl -u watchd MATCH…` prints, one entry a line."""
+    result = box.run("journalctl", "--no-pager", "-u", UNIT, "-o", output, *matches)
+    return result.stdout.splitlines()
+
+
+def test_journalctl_shows_exactly_one_jobs_lines_by_its_name(running: Sandbox) -> None:
+    box = running
+    lines = {name: [f"{name} says {i}" for i in range(3)] for name in ("alpha", "beta")}
+    write_jobs(
+        box,
+        "pair.yaml",
+        {
+            **printer_job("alpha", "for i in range(3): print(f'alpha says {i}')"),
+            **printer_job("beta", "for i in range(3): print(f'beta says {i}')"),
+        },
+    )
+    try:
+        for name, expected in lines.items():
+
+            def arrived(name: str = name, expected: list[str] = expected) -> bool:
+                return journal_of(box, f"WATCHD_JOB={name}") == expected
+
+            wait_until(arrived, f"{name}'s lines under WATCHD_JOB={name}", TIMEOUT)
+        alpha = job(box, "alpha")
+        assert alpha is not None
+        entries = [json.loads(line) for line in journal_of(box, "WATCHD_JOB=alpha", output="json")]
+        assert {e["SYSLOG_IDENTIFIER"] for e in entries} == {"alpha"}
+        assert {e["SYSLOG_PID"] for e in entries} == {str(alpha["pid"])}
+        assert {e["PRIORITY"] for e in entries} == {"6"}
+        # `journalctl -t alpha` finds the same lines; watchd's own stay under "watchd".
+        assert journal_of(box, "-t", "alpha") == lines["alpha"]
+        assert any(
+            line.startswith("alpha: started pid") for line in journal_of(box, "-t", "watchd")
+        )
+    finally:
+        remove_jobs(box, "pair.yaml")
+    wait_until(lambda: job(box, "alpha") is None, "the pair of jobs to go", TIMEOUT)
+
+
+# 50,000 lines a second, 500 at a time.
+FLOOD = """
+n = 0
+while True:
+    sys.stdout.write("".join(f"flood {n + i}\\n" for i in range(500)))
+    n += 500
+    time.sleep(0.01)
+"""
+QUIET_LINES = 100
+
+
+def test_a_flooding_job_cannot_get_another_jobs_lines_dropped(running: Sandbox) -> None:
+    box = running
+    assert box.show("watchd", "LogRateLimitIntervalUSec") == "0"
+    write_jobs(box, "flood.yaml", printer_job("flood", FLOOD))
+    try:
+        # watchd has cut the flood down to its per-job rate and said so.
+        dropped = re.compile(r"flood: \d+ lines dropped \(more than \d+ lines/s\)")
+        wait_until(
+            lambda: any(
+                dropped.fullmatch(x) for x in journal_of(box, "WATCHD_JOB=flood", "-p", "4")
+            ),
+            "a line saying how many of the flood's lines were dropped",
+            TIMEOUT,
+        )
+        write_jobs(
+            box,
+            "quiet.yaml",
+            printer_job(
+                "quiet", f"for i in range({QUIET_LINES}): print(f'quiet {{i}}'); time.sleep(0.02)"
+            ),
+        )
+        expected = [f"quiet {i}" for i in range(QUIET_LINES)]
+        wait_until(
+            lambda: journal_of(box, "WATCHD_JOB=quiet")[-1:] == expected[-1:],
+            "the quiet job's last line in the journal",
+            TIMEOUT,
+        )
+        flood = job(box, "flood")
+        assert flood is not None and flood["state"] == "running"  # status answers meanwhile
+        # Every one of the quiet job's lines, in order, none lost to the flood.
+        assert journal_of(box, "WATCHD_JOB=quiet") == expected
+        # journald itself suppressed nothing of watchd's.
+        own = box.run("journalctl", "--no-pager", "-o", "cat", "_TRANSPORT=driver").stdout
+        assert not [x for x in own.splitlines() if "Suppressed" in x and "watchd" in x]
+    finally:
+        remove_jobs(box, "quiet.yaml")
+        remove_jobs(box, "flood.yaml")
+    wait_until(lambda: job(box, "flood") is None, "the flood to stop", TIMEOUT)
+
+
 def test_jobs_do_not_see_the_notify_socket(running: Sandbox) -> None:
     box = running
     web = job(box, "web")
