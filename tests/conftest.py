@@ -70,3 +70,14 @@ def no_leaked_fds() -> Iterator[None]:
 def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The .deb that packaging/build-deb makes of this checkout (built once per run)."""
     return built_deb(tmp_path_factory.mktemp("deb"))
+
+
+# Building the package (two venvs, pip, an isolated setuptools build) takes a minute on a
+# loaded machine, and is paid by whichever test needs it first.
+BUILD_TIMEOUT = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "deb" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT))

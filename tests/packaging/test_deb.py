@@ -120,6 +120,8 @@ def test_the_package_holds_unit_files_man_pages_and_examples(deb: Path) -> None:
         "/usr/share/man/man1/watchctl.1.gz",
         "/usr/share/man/man5/watchd.yaml.5.gz",
         "/usr/share/doc/watchd/examples/user.yaml",
+        "/usr/share/doc/watchd/examples/hardening-looser.conf",
+        "/usr/share/doc/watchd/examples/hardening-stricter.conf",
         "/usr/share/doc/watchd/watchd.schema.json",
         "/usr/share/python3/runtime.d/watchd.rtupdate",
     ):
