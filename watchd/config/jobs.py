@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from watchd.config import limits, serving, values
+from watchd.config import bounds, limits, serving, values
 from watchd.config.model import Backend, JobConfig, RestartMode, RestartPolicy, WatchConfig
 from watchd.config.nodes import Invalid, Issues, dotted, is_null, mapping, show, source_of
 
@@ -37,10 +37,10 @@ JOB_VALUES: dict[str, Parser] = {
     "backoff_initial": values.duration,
     "backoff_max": values.duration,
     "backoff_reset_after": values.duration,
-    "start_limit_burst": lambda node: values.integer(node, 1),
+    "start_limit_burst": lambda node: values.integer(node, 1, bounds.START_LIMIT_BURST_MAX),
     "start_limit_interval": values.duration,
     "output": values.output,
-    "log_lines": lambda node: values.integer(node, 0),
+    "log_lines": lambda node: values.integer(node, 0, bounds.LOG_LINES_MAX),
     "ready": serving.ready,
     "ready_timeout": values.positive_duration,
     "restart_mode": lambda node: values.choice(node, RestartMode),
@@ -102,7 +102,7 @@ def job_entries(node: yaml.Node, key_path: str, issues: Issues) -> dict[str, Ent
 
 
 def check_job_name(name_node: yaml.Node, issues: Issues) -> bool:
-    if _JOB_NAME.match(str(name_node.value)):
+    if _JOB_NAME.fullmatch(str(name_node.value)):
         return True
     issues.at(
         name_node,
@@ -165,6 +165,11 @@ def build_job(name_node: yaml.Node, entries: dict[str, Entry], issues: Issues) -
     watch = WatchConfig(**builder.parsed(WATCH_VALUES, "watch."))
     env = builder.environment()
     if not builder.ok or command is None:
+        return None
+    try:
+        values.fits_exec(command, entries["command"].node, env)
+    except Invalid as error:
+        issues.at(entries["command"].node, entries["command"].key_path, error.message)
         return None
     return JobConfig(
         name=name,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import grp
+import math
 import os
 import pwd
 import re
-import shlex
 import signal
 from enum import StrEnum
 from pathlib import Path
@@ -14,8 +14,10 @@ from typing import TypeVar
 
 import yaml
 
+from watchd.config import bounds
 from watchd.config.model import OnChange
 from watchd.config.nodes import Invalid, show, source_of, text_of, value_of
+from watchd.config.split import SplitError, split_command
 from watchd.durations import parse_duration
 
 E = TypeVar("E", bound=StrEnum)
@@ -27,9 +29,13 @@ def duration(node: yaml.Node) -> float:
     if not isinstance(node, yaml.ScalarNode):
         raise Invalid(f'expected a duration like "10s", got {show(node)}')
     try:
-        return parse_duration(value_of(node))
+        seconds = parse_duration(value_of(node))
     except ValueError as error:
         raise Invalid(str(error)) from None
+    # ``.nan`` is a float, ``1e999`` infinite; either would stop a timer from ever firing.
+    if not math.isfinite(seconds) or seconds > bounds.DURATION_MAX:
+        raise Invalid(f'expected a duration of at most a year ("8760h"), got {show(node)}')
+    return seconds
 
 
 def positive_duration(node: yaml.Node) -> float:
@@ -59,6 +65,20 @@ def string(node: yaml.Node) -> str:
     text = text_of(node)
     if text is None or text == "":
         raise Invalid(f"expected a string, got {show(node)}")
+    return usable(text, node)
+
+
+def usable(text: str, node: yaml.Node) -> str:
+    """*text*, refused when no argument, path or environment variable can hold it."""
+    if "\0" in text:
+        message = "a NUL character cannot be in a command, path or environment"
+        raise Invalid(f"{message}, got {show(node)}", node)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(
+            f"expected Unicode text, got a lone surrogate in {show(node)}", node
+        ) from None
     return text
 
 
@@ -82,7 +102,7 @@ def strings(node: yaml.Node) -> tuple[str, ...]:
         text = text_of(item)
         if text is None or text == "":
             raise Invalid(f"expected a string, got {show(item)}", item)
-        items.append(text)
+        items.append(usable(text, item))
     return tuple(items)
 
 
@@ -92,24 +112,32 @@ def path(node: yaml.Node) -> Path:
     Symlinks are kept as written, not resolved: ``current -> releases/v2`` switched later
     must be followed (watched again, a child started there), not pinned to ``v2``.
     """
-    return _absolute(source_of(node).parent, string(node))
+    return _absolute(source_of(node).parent, string(node), node)
 
 
 def socket_path(node: yaml.Node) -> Path:
     """An absolute path whose links are left for the kernel to follow (and to refuse, in a
     sticky world-writable directory), never resolved here."""
-    text = string(node)
-    return source_of(node).parent / Path(text).expanduser()
+    return source_of(node).parent / _expanded(string(node), node)
 
 
 def paths(node: yaml.Node) -> tuple[Path, ...]:
     base = source_of(node).parent
-    return tuple(_absolute(base, text) for text in strings(node))
+    return tuple(_absolute(base, text, node) for text in strings(node))
 
 
-def _absolute(base: Path, text: str) -> Path:
+def _absolute(base: Path, text: str, node: yaml.Node) -> Path:
     # Lexically: "." and ".." go, symlinks stay.
-    return Path(os.path.abspath(base / Path(text).expanduser()))
+    return Path(os.path.abspath(base / _expanded(text, node)))
+
+
+def _expanded(text: str, node: yaml.Node) -> Path:
+    """``~`` and ``~user`` expanded; a user with no home is a clear error."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text[1:].partition("/")[0] or "the current user"
+        raise Invalid(f"cannot expand ~: no home directory for {user}, got {show(node)}") from None
 
 
 def command(node: yaml.Node, shell: bool) -> tuple[str, ...]:
@@ -118,22 +146,50 @@ def command(node: yaml.Node, shell: bool) -> tuple[str, ...]:
         text = text_of(node)
         if text is None or not text.strip():
             raise Invalid(f"expected a shell command string (shell: true), got {show(node)}")
-        return ("/bin/sh", "-c", text)
+        return fits_exec(("/bin/sh", "-c", usable(text, node)), node)
     if isinstance(node, yaml.ScalarNode):
+        text = string(node)
+        if len(text) > bounds.arg_max():  # no need to split what cannot be run
+            raise Invalid(
+                f"a command can be at most {bounds.arg_max()} bytes (ARG_MAX), "
+                f"got {len(text)} characters"
+            )
         try:
-            argv = tuple(shlex.split(string(node)))
-        except ValueError as error:
+            argv = tuple(split_command(text))
+        except SplitError as error:
             raise Invalid(f"cannot split the command: {error}") from None
     else:
         argv = strings(node)
     if not argv:
         raise Invalid(f"expected a command, got {show(node)}")
+    return fits_exec(argv, node)
+
+
+def fits_exec(
+    argv: tuple[str, ...], node: yaml.Node, env: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, ...]:
+    """*argv*, refused when the kernel would refuse to exec it (E2BIG) with *env* added:
+    one argument of more than MAX_ARG_STRLEN bytes, or all of them beyond ARG_MAX."""
+    sizes = [len(arg.encode("utf-8")) + 1 for arg in argv]
+    longest = max(sizes, default=0)
+    if longest > bounds.MAX_ARG_STRLEN:
+        raise Invalid(
+            f"a command argument can be at most {bounds.MAX_ARG_STRLEN - 1} bytes, "
+            f"got one of {longest - 1} bytes",
+            node,
+        )
+    room = bounds.arg_max() - bounds.ARG_RESERVE
+    strings = [*argv, *(f"{name}={value}" for name, value in env)]
+    total = sum(len(text.encode("utf-8")) + 1 + bounds.POINTER_SIZE for text in strings)
+    if total > room:
+        what = "a command and its env" if env else "a command"
+        raise Invalid(f"{what} can be at most {room} bytes (ARG_MAX), got {total} bytes", node)
     return argv
 
 
 def env_name(node: yaml.Node) -> str:
     name = str(node.value)
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise Invalid(f'expected a variable name like "PYTHONPATH", got "{name}"', node)
     return name
 
@@ -143,7 +199,7 @@ def env_value(node: yaml.Node) -> str:
     text = text_of(node)
     if text is None:
         raise Invalid(f"expected a string, got {show(node)}")
-    return text
+    return usable(text, node)
 
 
 def signal_name(node: yaml.Node) -> signal.Signals:
