@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from watchd.config.diff import diff_jobs
 from watchd.config.loader import load_config
 from watchd.config.model import Backend, DaemonConfig, JobConfig
+from watchd.config.nodes import shown
 from watchd.control.commands import execute
 from watchd.control.server import ControlServer
 from watchd.control.status import JobStatus, summary_line
@@ -196,10 +197,17 @@ class Daemon:
             )
             return False
         except ConfigError as error:
-            self.config_error = str(error)
-            log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)
-            return False
+            return self._refuse(why, str(error))
+        except Exception as error:  # a fault in the loader must not lose the running config
+            log.exception("%s: reading the config failed", why)
+            return self._refuse(why, f"{shown(self.config.path)}: cannot read the config: {error}")
         diff = diff_jobs(self.config, new)
+        try:
+            # Everything a job needs that can fail is made before any running job is touched.
+            prepared = [self._runner(job) for job in [*diff.changed, *diff.added]]
+        except Exception as error:
+            log.exception("%s: setting up a job failed", why)
+            return self._refuse(why, f"{shown(self.config.path)}: cannot set up a job: {error}")
         self.config_error = None
         set_level(new.log_level)
         old_jobs_dir, self.config = self.config.jobs_dir, new
@@ -221,10 +229,16 @@ class Daemon:
             self._stop_jobs([job.name for job in diff.changed], "definition changed"),
         )
         self._release_sockets(diff.removed)
-        await self._start_jobs([*diff.changed, *diff.added], detail="config changed")
+        await self._start_runners(prepared, detail="config changed")
         for job in diff.unchanged:
             self.runners[job.name].config = job  # same definition, maybe a new source
         return True
+
+    def _refuse(self, why: str, error: str) -> bool:
+        """Keep the last good config, and say why the new one is not in force."""
+        self.config_error = error
+        log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)
+        return False
 
     async def _watch_config_files(self) -> None:
         if self._config_watch is not None:
@@ -258,18 +272,24 @@ class Daemon:
     # ---- jobs -----------------------------------------------------------------------
 
     async def _start_jobs(self, jobs: Iterable[JobConfig], detail: str = "job started") -> None:
+        await self._start_runners([self._runner(job) for job in jobs], detail)
+
+    def _runner(self, job: JobConfig) -> JobRunner:
+        """A runner for *job*, not started; its sockets are attached when it starts."""
+        return JobRunner(job, self._hub, self._status_changed, None, self.containment)
+
+    async def _start_runners(self, new: Sequence[JobRunner], detail: str) -> None:
         """Arm every job's watches first, then start the children: a change made once
-        this returns is never missed."""
-        new = [
-            JobRunner(
-                job, self._hub, self._status_changed, self._sockets_for(job), self.containment
-            )
-            for job in jobs
-        ]
+        this returns is never missed. A job whose watches cannot be set up still runs."""
         for runner in new:
+            runner.sockets = self._sockets_for(runner.config)
             self.runners[runner.name] = runner
-        await asyncio.gather(*(runner.arm() for runner in new))
-        for runner in new:
+        armed = await asyncio.gather(*(runner.arm() for runner in new), return_exceptions=True)
+        for runner, outcome in zip(new, armed, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("%s: cannot watch its paths: %s", runner.name, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
             runner.start(detail)
 
     def _sockets_for(self, job: JobConfig) -> HeldSockets | None:

@@ -50,8 +50,8 @@ JOB_VALUES: dict[str, Parser] = {
 }
 WATCH_VALUES: dict[str, Parser] = {
     "paths": values.paths,
-    "include": values.strings,
-    "exclude": values.strings,
+    "include": values.patterns,
+    "exclude": values.patterns,
     "gitignore": values.boolean,
     "default_excludes": values.boolean,
     "backend": lambda node: values.choice(node, Backend),

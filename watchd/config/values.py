@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+import pathspec
 import yaml
 
 from watchd.config import bounds
@@ -104,6 +105,18 @@ def strings(node: yaml.Node) -> tuple[str, ...]:
             raise Invalid(f"expected a string, got {show(item)}", item)
         items.append(usable(text, item))
     return tuple(items)
+
+
+def patterns(node: yaml.Node) -> tuple[str, ...]:
+    """gitignore-style patterns, each one checked now rather than when the job starts."""
+    texts = strings(node)
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for text, item in zip(texts, items, strict=True):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([text])
+        except Exception:  # pathspec's own error, or re's for a range such as [z-a]
+            raise Invalid(f"expected a gitignore-style pattern, got {show(item)}", item) from None
+    return texts
 
 
 def path(node: yaml.Node) -> Path:
