@@ -11,6 +11,7 @@ import grp
 import os
 import pwd
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -125,6 +126,7 @@ class ChildProcess:
         :attr:`exec_error` once :meth:`finish` returns.
         """
         env = child_environment(spec.env, spec.user)
+        _check_cwd(spec.cwd)
         _check_command(spec.argv[0], env.get("PATH", os.defpath), spec.cwd)
         stdout: int
         log_file = None
@@ -286,6 +288,18 @@ def _shim_error(report: bytes, program: str) -> OSError | None:
     if step == "exec":
         return OSError(code, reason, filename or program)
     return OSError(code, f"{_SHIM_STEPS.get(step, step)}: {reason}", filename or None)
+
+
+def _check_cwd(cwd: Path | None) -> None:
+    """A working directory that is not one, named as such (not as a bare path)."""
+    if cwd is None:
+        return
+    try:
+        is_dir = stat.S_ISDIR(os.stat(cwd).st_mode)
+    except OSError as error:
+        raise OSError(error.errno, f"working directory {cwd}: {error.strerror}") from None
+    if not is_dir:
+        raise OSError(errno.ENOTDIR, f"working directory {cwd}: {os.strerror(errno.ENOTDIR)}")
 
 
 def _check_command(program: str, path: str, cwd: Path | None) -> None:
