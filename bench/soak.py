@@ -278,7 +278,9 @@ def soak(seconds: float, attacks: list[str], jobs: int = 3) -> tuple[Summary, li
             log.close()
     latencies = [s.status_ms for s in samples if s.status_ms is not None]
     failures = sum(1 for s in samples if s.status_ms is None)
-    quantiles = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0.0] * 99
+    quantiles = [0.0] * 99
+    if len(latencies) > 1:
+        quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
     summary = Summary(
         seconds=seconds,
         attackers=attacks,
