@@ -24,6 +24,7 @@ def shallow_stack() -> Iterator[None]:
     sys.setrecursionlimit(old)
 
 
+@pytest.mark.timeout(300)  # a fixed number of examples, however loaded the machine
 @pytest.mark.usefixtures("shallow_stack")
 @seed(SEED)
 @settings(
