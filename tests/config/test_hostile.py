@@ -3,7 +3,6 @@ quickly and in bounded memory, never with a traceback."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -153,10 +152,3 @@ def test_a_shell_command_and_its_env_beyond_arg_max_are_refused(tmp_path: Path) 
 def test_a_file_too_large_to_be_a_config_is_refused_unread(tmp_path: Path) -> None:
     data = b"jobs: {}\n" + b"#" * bounds.FILE_BYTES_MAX
     assert refused(tmp_path, data) == ["jobs.d/web.yaml: larger than 16 MiB; not a config"]
-
-
-def test_a_fifo_among_the_job_files_is_refused_not_waited_on(tmp_path: Path) -> None:
-    (tmp_path / "jobs.d").mkdir()
-    os.mkfifo(tmp_path / "jobs.d" / "pipe.yaml")
-    lines = refused(tmp_path, b"jobs:\n  web:\n    command: app\n")
-    assert lines == ["jobs.d/pipe.yaml: cannot read: not a regular file (a FIFO)"]
