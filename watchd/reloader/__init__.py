@@ -37,11 +37,13 @@ from watchd.reloader.api import run_with_reloader
 from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child
 from watchd.reloader.cli import main
 from watchd.reloader.report import REPORT_ENV
+from watchd.reloader.sockets import inherited_sockets
 
 __all__ = [
     "CHILD_ENV",
     "RELOAD_STATUS",
     "REPORT_ENV",
+    "inherited_sockets",
     "is_serving_child",
     "main",
     "run_with_reloader",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,6 +15,7 @@ from watchd.reloader import report
 from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child, serve_child
 from watchd.reloader.modules import ModuleScanner, source_dirs
 from watchd.reloader.parent import Parent, child_arguments
+from watchd.reloader.sockets import ParentSockets, SocketSpec
 from watchd.reloader.watching import (
     DEFAULT_DEBOUNCE,
     POLL_INTERVAL,
@@ -36,6 +38,7 @@ def run_with_reloader(
     extra_patterns: Sequence[str] = (),
     watch_backend: Backend | str = Backend.AUTO,
     debounce: float = DEFAULT_DEBOUNCE,
+    sockets: Sequence[SocketSpec] = (),
     **kwargs: Any,
 ) -> NoReturn:
     """Run ``main(*args, **kwargs)`` in a child process and restart it when its code changes.
@@ -50,19 +53,53 @@ def run_with_reloader(
     error in an edited module) ends the child; the parent then waits for the next change
     and runs it again. SIGTERM and SIGINT to the parent reach the child; the parent waits
     for it and exits with its status.
+
+    ``sockets`` (addresses such as ``"127.0.0.1:8000"``, ``":8000"`` or ``"unix:PATH"``,
+    mappings like a job's ``sockets`` entries, or sockets the program bound itself) are
+    bound once, in the parent, and passed to every child as fds 3, 4, … with
+    ``LISTEN_FDS``, ``LISTEN_FDNAMES`` and ``LISTEN_PID``; the child serves them (see
+    :func:`inherited_sockets`), and a client that connects during a reload waits for the
+    next child instead of being refused. A socket that cannot be bound ends the program
+    with status 1 and the reason. Without ``sockets``, sockets passed to this program the
+    same way (by watchd's daemon or systemd) are passed on to each child.
     """
     options = WatchOptions.build(extra_files, extra_patterns, watch_backend, debounce)
     if is_serving_child():
         serve_child(main, args, kwargs, options)
-    raise SystemExit(serve_parent(options))
+    held = bind_sockets(sockets, program_name())
+    try:
+        raise SystemExit(serve_parent(options, held))
+    finally:
+        if held is not None:
+            held.close()
 
 
-def serve_parent(options: WatchOptions) -> int:
+def bind_sockets(sockets: Sequence[SocketSpec], name: str) -> ParentSockets | None:
+    """The parent's sockets: those given, else those this process was given itself (run by
+    watchd's daemon, say), else None; a bad one ends the program, saying why."""
+    try:
+        held = ParentSockets(sockets, name) if sockets else ParentSockets.inherited()
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"watchd.reloader: {error}") from None
+    if held is not None:
+        log.info("watchd.reloader: passing %s to every run", ", ".join(held.addresses()))
+    return held
+
+
+def program_name() -> str:
+    """The default LISTEN_FDNAMES entry: the program's module or script name."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is not None:
+        return str(spec.parent if spec.name.endswith("__main__") and spec.parent else spec.name)
+    return Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
+
+
+def serve_parent(options: WatchOptions, sockets: ParentSockets | None = None) -> int:
     """Re-run this program as the serving child until it ends; return its last status."""
     argv = child_arguments()
     report_path = report.create()
     env = {**os.environ, CHILD_ENV: "true", report.REPORT_ENV: report_path}
-    parent = Parent()
+    parent = Parent(sockets=sockets)
     try:
         while True:
             ended = parent.run(argv, env, restart_on_change=False)
@@ -111,10 +148,15 @@ def command_spec(options: WatchOptions) -> WatchSpec:
     )
 
 
-def serve_command(command: Sequence[str], spec: WatchSpec, options: WatchOptions) -> int:
+def serve_command(
+    command: Sequence[str],
+    spec: WatchSpec,
+    options: WatchOptions,
+    sockets: ParentSockets | None = None,
+) -> int:
     """Run *command*, restart it when *spec* sees a change or it exits 3; after any other
     exit, wait for a change and run it again. Return its last status once stopped."""
-    parent = Parent()
+    parent = Parent(sockets=sockets)
     watcher = WatchThread(parent.on_change, backend=options.backend, debounce=options.debounce)
     watcher.start([spec])
     log.info(

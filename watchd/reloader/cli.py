@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from watchd.config.model import Backend
 from watchd.durations import parse_duration
-from watchd.reloader.api import command_spec, run_with_reloader, serve_command
+from watchd.reloader.api import bind_sockets, command_spec, run_with_reloader, serve_command
 from watchd.reloader.child import watch_new_modules
 from watchd.reloader.watching import DEFAULT_DEBOUNCE, WatchOptions
 
@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="quiet time after a change before restarting (default: 50ms)",
     )
+    parser.add_argument(
+        "--socket",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="bind this socket once (127.0.0.1:8000, :8000, unix:PATH) and pass it to every "
+        "run as fd 3, 4, … with LISTEN_FDS, so no connection is refused during a restart; "
+        "repeatable",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only report problems")
     parser.add_argument("target", nargs="?", metavar="MODULE:FUNCTION")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -83,7 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if parsed.target is None:
         if not tail:
             parser.error("give MODULE:FUNCTION, or -- COMMAND")
-        return serve_command(tail, command_spec(options), options)
+        held = bind_sockets(parsed.socket, os.path.basename(tail[0]))
+        try:
+            return serve_command(tail, command_spec(options), options, held)
+        finally:
+            if held is not None:
+                held.close()
     args = [*parsed.args, *([separator, *tail] if separator else [])]
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as ``python -m`` would: find the app from here
@@ -96,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_patterns=options.extra_patterns,
         watch_backend=options.backend,
         debounce=options.debounce,
+        sockets=parsed.socket,
     )
 
 

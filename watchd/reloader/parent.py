@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from watchd.reloader.sockets import ParentSockets, shim_argv, shim_failure
+
 log = logging.getLogger("watchd.reloader")
 
 # siginfo's si_code for signals the kernel sends itself, such as a terminal's Ctrl-C.
@@ -39,8 +41,11 @@ class Ended:
 class Parent:
     """Runs one child at a time and waits, on the main thread, for signals and changes."""
 
-    def __init__(self, stop_timeout: float = STOP_TIMEOUT) -> None:
+    def __init__(
+        self, stop_timeout: float = STOP_TIMEOUT, sockets: ParentSockets | None = None
+    ) -> None:
         self.stop_timeout = stop_timeout
+        self.sockets = sockets
         self.stop_signal: int | None = None
         self.changed_paths: list[str] = []
         self._changed = threading.Event()
@@ -58,7 +63,13 @@ class Parent:
 
     def spawn(self, argv: Sequence[str], env: dict[str, str]) -> int:
         """Start *argv* (searched in PATH) with the mask and dispositions a fresh program
-        expects; raise ``OSError`` if it cannot be run."""
+        expects, and the parent's sockets as fds 3, 4, …; raise ``OSError`` if it cannot be
+        run."""
+        if self.sockets is None:
+            return self._posix_spawn(argv, env)
+        return self._spawn_with_sockets(argv, env, self.sockets)
+
+    def _posix_spawn(self, argv: Sequence[str], env: dict[str, str]) -> int:
         return os.posix_spawnp(
             argv[0],
             list(argv),
@@ -66,6 +77,36 @@ class Parent:
             setsigmask=self._child_mask,
             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
         )
+
+    def _spawn_with_sockets(
+        self, argv: Sequence[str], env: dict[str, str], sockets: ParentSockets
+    ) -> int:
+        """Through the exec shim, which alone can set LISTEN_PID to the child's PID. The
+        sockets are inheritable only while the child is spawned: this thread is the only
+        one that starts processes here."""
+        status_read, status_write = os.pipe()
+        passed = (*sockets.fds(), status_write)
+        try:
+            for fd in passed:
+                os.set_inheritable(fd, True)
+            try:
+                pid = self._posix_spawn(
+                    shim_argv(argv, sockets.fds(), sockets.names, status_write), env
+                )
+            finally:
+                for fd in passed:
+                    os.set_inheritable(fd, False)
+                os.close(status_write)
+            with os.fdopen(status_read, "rb") as status:
+                status_read = -1
+                failure = shim_failure(status.read(), argv[0])  # end of file once exec'd
+        finally:
+            if status_read >= 0:
+                os.close(status_read)
+        if failure is not None:
+            os.waitpid(pid, 0)
+            raise failure
+        return pid
 
     def run(self, argv: Sequence[str], env: dict[str, str], restart_on_change: bool) -> Ended:
         """Run *argv* until it exits. With *restart_on_change*, a change stops it (SIGTERM,

@@ -1,0 +1,99 @@
+"""gunicorn, unmodified, on a socket watchd holds: it finds the socket through its own
+systemd socket-activation support (LISTEN_FDS, LISTEN_PID) and a real load client sees no
+failed request across file-triggered restarts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.daemon import Daemon, running_daemon
+from tests.helpers.load import Load, get
+from tests.helpers.wait import wait_until
+
+RESTARTS = 8
+
+# Every answer names the gunicorn master that serves it (the worker's parent): the PID
+# watchd sees as the job's child.
+APP = """\
+import os
+
+VERSION = {version}
+
+
+def application(environ, start_response):
+    body = str(os.getppid()).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def gunicorn_job(app_dir: Path, **settings: Any) -> dict[str, Any]:
+    return {
+        "command": [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--no-control-socket",  # its default path is shared by every gunicorn of a user
+            "--graceful-timeout",
+            "10",
+            "app:application",
+        ],
+        "cwd": str(app_dir),
+        "env": {"PYTHONDONTWRITEBYTECODE": "1"},
+        "watch": {"paths": [str(app_dir)], "include": ["*.py"]},
+        "debounce": "20ms",
+        "stop_timeout": "15s",
+        **settings,
+    }
+
+
+def write_app(app_dir: Path, version: int) -> None:
+    (app_dir / "app.py").write_text(APP.format(version=version))
+
+
+def job_pid(daemon: Daemon) -> int | None:
+    job = daemon.job("web")
+    pid: int | None = job["pid"] if job["state"] == "running" else None
+    return pid
+
+
+def test_gunicorn_on_a_held_socket_fails_no_request_across_restarts(tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    write_app(app_dir, 0)
+    job = gunicorn_job(app_dir, sockets=[{"tcp": "127.0.0.1:0", "name": "http"}])
+    with running_daemon(tmp_path) as daemon:
+        daemon.write_jobs("web.yaml", {"web": job})
+        daemon.start()
+        first = wait_until(lambda: job_pid(daemon), "gunicorn to run")
+        port = int(daemon.job("web")["sockets"][0].rsplit(":", 1)[1])
+        # gunicorn answers on watchd's socket: it bound nothing of its own.
+        assert wait_until(lambda: _answer(port), "a first answer") == str(first)
+        masters = [first]
+        with Load(port, clients=4) as load:
+            for version in range(1, RESTARTS + 1):
+                write_app(app_dir, version)
+                masters.append(
+                    wait_until(
+                        lambda: (pid := job_pid(daemon)) not in (None, masters[-1]) and pid,
+                        "a new gunicorn master",
+                    )
+                )
+                # Served by the new master's workers before the next save.
+                wait_until(
+                    lambda: load.served_by[str(masters[-1])] > 0, "an answer from the new master"
+                )
+        assert load.failures == 0, load.errors
+        assert {str(pid) for pid in masters} <= set(load.served_by)
+        assert daemon.job("web")["restarts"] >= RESTARTS
+
+
+def _answer(port: int) -> str | None:
+    try:
+        return get("127.0.0.1", port, 5)
+    except OSError:
+        return None
