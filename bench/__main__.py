@@ -18,13 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers, report, targets
+from bench.django_reload import DjangoSizes
+from bench.django_reload import reloaders as django_reloaders
+from bench.downtime import subjects as downtime_subjects
 from bench.records import Record
 from bench.tools import Tool, Watchd
 from bench.tools import peers as peer_tools
 from bench.workloads import QUICK, WORKLOADS, Bench, Sizes
 
 HERE = Path(__file__).resolve().parent
-TOOL_NAMES = ("watchd", "watchfiles", "watchmedo", "hupper", "django")
+TOOL_NAMES = (
+    "watchd",
+    "watchfiles",
+    "watchmedo",
+    "hupper",
+    "django",
+    "django-watchfiles",
+    "supervisord",
+    "circus",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             return workload(bench, latency_tools)
         if name == "poll":
             return workload(bench, tools, python if chosen else None)
+        if name == "downtime":
+            return workload(bench, downtime_subjects(python, wanted))
+        if name == "django_reload":
+            return workload(bench, django_reloaders(python, wanted))
         return workload(bench, tools)
 
     results = _measure(names, produce, args.out / "new.jsonl")
@@ -236,6 +252,30 @@ def _notes(sizes: Sizes) -> dict[str, str]:
         ),
         "many_jobs": "One daemon; each job watches its own tree. Latency: one job's file.",
         "hot_reload": "A job file written and renamed into `jobs_dir` while 3 jobs run.",
+        "downtime": (
+            "One HTTP server (`bench/server.py`: the standard library's threading server,"
+            " 0.3 s of start-up, a graceful stop on SIGTERM/SIGINT) under every tool, a load"
+            " generator (`bench/loadgen.py`: asyncio clients, one new connection per request,"
+            " back to back) running throughout; after a steady spell the server is restarted"
+            " again and again, each time once the previous new server has answered. *failed*:"
+            " every request that did not get a 200 (refused, reset, timed out after 10 s);"
+            " *during restarts*: requests started between a restart's trigger and the first"
+            " answer of the new server; *trigger → new server*: that time."
+        ),
+        "django_reload": (
+            f"`manage.py runserver` on a generated project of {DjangoSizes().modules} modules"
+            " (`bench/django_project.py`: the project package and 14 apps of views, urls and"
+            " helpers, all imported at start, and a template per app). *saved view*: an"
+            " editor's save (a new file renamed over the old) to the first response with the"
+            " new text; *saved template*: the same for a template (no restart: Django clears"
+            " its template cache); every reloader gets"
+            f" {DjangoSizes().settle:g} s after each answer to finish its set-up. *idle CPU*:"
+            " runserver's parent and serving child (where the reloader runs) over"
+            f" {DjangoSizes().idle_window:g} s with nothing changing. *checkout*: servers"
+            f" started by one `git checkout` that changes {DjangoSizes().checkout_modules}"
+            " modules. WatchdReloader runs on watchd's venv, the others on the peers' (the"
+            " same Django release)."
+        ),
     }
 
 

@@ -9,8 +9,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".peers-venv"
-PACKAGES = ["watchfiles", "watchdog[watchmedo]", "hupper", "Django", "supervisor"]
-DISTRIBUTIONS = ["watchfiles", "watchdog", "hupper", "Django", "supervisor"]
+PACKAGES = [
+    "watchfiles",
+    "watchdog[watchmedo]",
+    "hupper",
+    "Django",
+    "django-watchfiles",
+    "supervisor",
+    "circus",
+]
+DISTRIBUTIONS = [
+    "watchfiles",
+    "watchdog",
+    "hupper",
+    "Django",
+    "django-watchfiles",
+    "supervisor",
+    "circus",
+]
 
 
 def ensure() -> tuple[Path | None, dict[str, str], str]:

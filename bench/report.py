@@ -33,7 +33,15 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-PEER_ORDER = ("watchfiles", "watchmedo", "hupper", "django")
+PEER_ORDER = (
+    "watchfiles",
+    "watchmedo",
+    "hupper",
+    "django",
+    "django-watchfiles",
+    "supervisord",
+    "circus",
+)
 
 
 def _rank(value: Any) -> tuple[int, Any]:
@@ -256,6 +264,94 @@ def hot_reload(results: list[Result]) -> list[str]:
     )
 
 
+def downtime(results: list[Result]) -> list[str]:
+    rows = [r for r in results if r["workload"] == "downtime"]
+    rows.sort(key=lambda r: _rank(r["tool"]))
+
+    def latencies(r: Result, kind: str) -> str:
+        return f"{_ms(r[f'{kind}_p50_ms'])} / {_ms(r[f'{kind}_p99_ms'])}"
+
+    def restart_ms(r: Result) -> str:
+        done = [v for v in r["change_to_new_server_ms"] if v is not None]
+        if not done:
+            return "–"
+        return f"{_ms(statistics.median(done))} / {_ms(max(done))}"
+
+    def failures(r: Result) -> str:
+        return ", ".join(f"{n:,} {kind}" for kind, n in sorted(r["failures"].items())) or "–"
+
+    return _table(
+        [
+            "tool",
+            "restarted by",
+            "restarts",
+            "clients",
+            "requests (during restarts)",
+            "failed",
+            "how they failed",
+            "latency p50 / p99 steady (ms)",
+            "p50 / p99 during restarts",
+            "trigger → new server p50 / max (ms)",
+        ],
+        [
+            [
+                r["tool"],
+                r["how"],
+                str(r["restarts"]),
+                str(r["concurrency"]),
+                f"{r['requests']:,} ({r['requests_during_restarts']:,})",
+                f"{r['failed']:,}",
+                failures(r),
+                latencies(r, "steady"),
+                latencies(r, "restart"),
+                restart_ms(r),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def django_reload(results: list[Result]) -> list[str]:
+    rows = [r for r in results if r["workload"] == "django_reload"]
+    by_tool: dict[str, dict[str, Result]] = defaultdict(dict)
+    for r in rows:
+        by_tool[r["tool"]][r["measure"]] = r
+
+    def spread(values: list[float | None]) -> str:
+        done = [v for v in values if v is not None]
+        if not done:
+            return "–"
+        missed = len(values) - len(done)
+        text = f"{_ms(statistics.median(done))} / {_ms(quantile(done, 0.9))}"
+        return text + (f" ({missed} missed)" if missed else "")
+
+    return _table(
+        [
+            "reloader",
+            "modules",
+            "saved view → new response p50 / p90 (ms)",
+            "saved template → new response p50 / p90 (ms)",
+            "idle CPU (% of one core)",
+            "servers started by one checkout",
+        ],
+        [
+            [
+                tool,
+                str(m["save"]["modules"]) if "save" in m else "–",
+                spread(m["save"]["view_ms"]) if "save" in m else "–",
+                spread(m["save"]["template_ms"]) if "save" in m else "–",
+                _cpu(m["idle"]) if "idle" in m else "–",
+                (
+                    f"{m['checkout']['reloads']} ({m['checkout']['checkout_modules']} modules)"
+                    if "checkout" in m
+                    else "–"
+                ),
+            ]
+            for tool, m in sorted(by_tool.items(), key=lambda item: _rank(item[0]))
+        ],
+    )
+
+
 SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("latency", "1. Latency: a one-byte append to a random watched file", latency),
     ("idle", "2. Idle cost: nothing changes for the whole window", idle),
@@ -264,6 +360,8 @@ SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("poll", "5. Poll backend against StatReloader", poll),
     ("many_jobs", "6. Many jobs in one daemon", many_jobs),
     ("hot_reload", "7. Hot reload: a new job file saved into jobs_dir", hot_reload),
+    ("downtime", "8. Downtime: restarts of a server under continuous load", downtime),
+    ("django_reload", "9. Django: runserver's reloaders on a 200-module project", django_reload),
 ]
 
 

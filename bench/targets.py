@@ -101,6 +101,20 @@ def check(results: list[Result]) -> list[Verdict]:
                 r["peak_rss_mb"] <= 80 and r["inotify_instances"] == 1,
             )
         )
+    for r in _of(results, "downtime"):
+        if r["tool"].startswith("watchd") and "held socket" in r["tool"]:
+            verdicts.append(
+                (
+                    f"{r['tool']}: 0 failed requests of at least 10,000 (50 clients) during 50"
+                    " restarts",
+                    f"{r['failed']:,} of {r['requests']:,} ({r['concurrency']} clients,"
+                    f" {r['restarts']} restarts)",
+                    r["failed"] == 0
+                    and r["requests"] >= 10_000
+                    and r["concurrency"] >= 50
+                    and r["restarts"] >= 50,
+                )
+            )
     return verdicts
 
 

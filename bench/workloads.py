@@ -16,6 +16,10 @@ from typing import Any
 import yaml
 
 from bench import trees
+from bench.django_reload import QUICK_DJANGO, DjangoSizes, Reloader
+from bench.django_reload import django_reload as django_reload_of
+from bench.downtime import QUICK_DOWNTIME, DowntimeSizes, Subject
+from bench.downtime import downtime as downtime_of
 from bench.procs import cpu_seconds, inotify_usage, peak_rss_mb, tool_processes
 from bench.records import Record
 from bench.tools import CHILD, HERE, Run, Tool, Watchd, warm_up_seconds
@@ -400,6 +404,14 @@ def child_startup(bench: Bench) -> Iterator[Result]:
             yield {"workload": "child_startup", "rep": rep, "ms": (starts[0].ns - t0) / 1e6}
 
 
+def downtime(bench: Bench, chosen: list[Subject]) -> Iterator[Result]:
+    return downtime_of(bench.workdir, QUICK_DOWNTIME if bench.quick else DowntimeSizes(), chosen)
+
+
+def django_reload(bench: Bench, chosen: list[Reloader]) -> Iterator[Result]:
+    return django_reload_of(bench.workdir, QUICK_DJANGO if bench.quick else DjangoSizes(), chosen)
+
+
 WORKLOADS: dict[str, Callable[..., Iterator[Result]]] = {
     "child_startup": child_startup,
     "latency": latency,
@@ -409,4 +421,6 @@ WORKLOADS: dict[str, Callable[..., Iterator[Result]]] = {
     "poll": poll,
     "many_jobs": many_jobs,
     "hot_reload": hot_reload,
+    "downtime": downtime,
+    "django_reload": django_reload,
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import socketserver
 from typing import Any
 
 from django.utils import autoreload  # type: ignore[import-untyped]
@@ -47,10 +48,10 @@ def inherited_server(base: type[Any], sock: socket.socket) -> type[Any]:
     """*base* (runserver's ``server_cls``) serving *sock* instead of binding the address
     runserver was given; the backlog stays the one the socket was made with."""
 
-    class InheritedSocketServer(base):  # type: ignore[misc,valid-type]
+    class InheritedSocketServer(base):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, bind_and_activate=False, **kwargs)
-            self.socket.close()
+            socketserver.TCPServer.server_close(self)  # the unbound socket it made
             self.socket = sock
             # What HTTPServer.server_bind and WSGIServer.server_bind would set, minus bind.
             self.server_address = sock.getsockname()

@@ -1,0 +1,215 @@
+"""Django's runserver on a generated 200-module project under three reloaders: Django's
+own ``StatReloader``, ``django-watchfiles`` (a peer, from the peers' venv) and watchd's
+``WatchdReloader``. Saved view → new response, saved template → new response, the idle
+CPU of runserver (its parent and its serving child, where the reloader runs), and how many
+reloads one ``git checkout`` of 100 modules costs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import django_project
+from bench.downtime import free_port
+from bench.procs import Launched, cpu_seconds, descendants
+
+Result = dict[str, Any]
+WATCHING = "Watching for file changes with"
+SERVE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class DjangoSizes:
+    modules: int = 200
+    saves: int = 10
+    # After a reload, before the next save: every reloader's set-up must be done (measured:
+    # django-watchfiles re-creates its watcher after the first request, which takes seconds).
+    settle: float = 5.0
+    idle_window: float = 30.0
+    checkout_modules: int = 100
+    checkout_quiet: float = 8.0  # more than a reload takes: a second reload would show
+
+
+QUICK_DJANGO = DjangoSizes(
+    modules=40, saves=1, settle=1.0, idle_window=0.5, checkout_modules=10, checkout_quiet=2.0
+)
+
+
+@dataclass(frozen=True)
+class Reloader:
+    name: str  # the tool, as the report names it
+    python: Path
+    apps: tuple[str, ...]  # what INSTALLED_APPS gets first
+
+
+ORDER = ("watchd (WatchdReloader)", "django StatReloader", "django-watchfiles")
+
+
+def reloaders(peer_python: Path | None, wanted: set[str]) -> list[Reloader]:
+    found = []
+    if "watchd" in wanted:
+        found.append(Reloader(ORDER[0], Path(sys.executable), ("watchd.contrib.django",)))
+    if peer_python is not None and "django" in wanted:
+        found.append(Reloader(ORDER[1], peer_python, ()))
+    if peer_python is not None and "django-watchfiles" in wanted:
+        found.append(Reloader(ORDER[2], peer_python, ("django_watchfiles",)))
+    return found
+
+
+class Runserver:
+    """``manage.py runserver`` (with its reloader) on the project, its output in a file."""
+
+    def __init__(self, reloader: Reloader, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "runserver.log"
+        # No PYTHONPATH: a reloader that watches sys.path's folders (django-watchfiles
+        # does) would watch this checkout; watchd's venv finds watchd by its own install.
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        env.update(
+            PYTHONDONTWRITEBYTECODE="1",  # a same-size edit within a second is a stale .pyc
+            PYTHONUNBUFFERED="1",
+        )
+        argv = [str(reloader.python), "manage.py", "runserver", f"127.0.0.1:{self.port}"]
+        self.launched = Launched(argv, env, root, self.log)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def servers_started(self) -> int:
+        return self.output().count(WATCHING)
+
+    def get(self, path: str) -> str | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                body: bytes = response.read()
+                return body.decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def wait_for(self, path: str, expected: str, timeout: float = SERVE_TIMEOUT) -> float | None:
+        """Poll *path* until its body contains *expected*; the monotonic time then, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get(path)
+            if body is not None and expected in body:
+                return time.monotonic()
+            if not self.launched.alive():
+                return None
+            time.sleep(0.005)
+        return None
+
+    def stop(self) -> None:
+        self.launched.stop()
+
+
+def django_reload(workdir: Path, sizes: DjangoSizes, chosen: list[Reloader]) -> Iterator[Result]:
+    for reloader in chosen:
+        safe = "".join(c if c.isalnum() else "-" for c in reloader.name)
+        root = workdir / "runs" / f"django-reload-{safe}"
+        if root.exists():
+            shutil.rmtree(root)
+        apps = django_project.build(root, sizes.modules, list(reloader.apps))
+        _git(root, "init", "-q")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-qm", "project")
+        server = Runserver(reloader, root)
+        try:
+            yield from _measure(reloader, server, root, apps, sizes)
+        finally:
+            server.stop()
+
+
+def _measure(
+    reloader: Reloader, server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes
+) -> Iterator[Result]:
+    app = apps[len(apps) // 2]
+    if server.wait_for(f"/{app}/", "v0") is None:
+        raise RuntimeError(f"{reloader.name}: runserver never answered; see {server.log}")
+    time.sleep(sizes.settle)
+    base = {"workload": "django_reload", "tool": reloader.name, "modules": sizes.modules}
+    views, templates = [], []
+    for save in range(1, sizes.saves + 1):
+        started = time.monotonic()
+        django_project.write_view(root, app, f"v{save}")
+        served = server.wait_for(f"/{app}/", f"v{save}")
+        views.append(None if served is None else (served - started) * 1e3)
+        time.sleep(sizes.settle)
+        started = time.monotonic()
+        django_project.write_template(root, app, f"t{save}")
+        served = server.wait_for(f"/{app}/page/", f"t{save}")
+        templates.append(None if served is None else (served - started) * 1e3)
+        time.sleep(sizes.settle)
+    yield {**base, "measure": "save", "view_ms": views, "template_ms": templates}
+
+    pids = descendants(server.launched.pid)
+    before = cpu_seconds(pids)
+    time.sleep(sizes.idle_window)  # the window itself: nothing changes on purpose
+    used = cpu_seconds(pids) - before
+    yield {
+        **base,
+        "measure": "idle",
+        "window_s": sizes.idle_window,
+        "cpu_percent": 100 * used / sizes.idle_window,
+    }
+
+    yield {**base, "measure": "checkout", **_checkout(server, root, apps, sizes)}
+
+
+def _checkout(server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes) -> Result:
+    """Commit a branch that changes *checkout_modules* modules (a view among them), go back,
+    then check it out; count the servers runserver started until the view's new text was
+    served and no new server had started for *checkout_quiet* seconds."""
+    app = apps[len(apps) // 2]
+    _git(root, "checkout", "-qb", "other")
+    changed = django_project.helper_files(root, apps)[: sizes.checkout_modules - 1]
+    for path in changed:
+        path.write_text(path.read_text() + "\nCHANGED = True\n")
+    django_project.write_view(root, app, "checked-out")
+    _git(root, "commit", "-qam", "change many modules")
+    _git(root, "checkout", "-q", "-")  # back to the first commit: the server reloads
+    server.wait_for(f"/{app}/", "v0")
+    _settle(server, sizes.checkout_quiet)
+    before = server.servers_started()
+    started = time.monotonic()
+    _git(root, "checkout", "-q", "other")
+    served = server.wait_for(f"/{app}/", "checked-out")
+    _settle(server, sizes.checkout_quiet)
+    return {
+        "checkout_modules": len(changed) + 1,
+        "reloads": server.servers_started() - before,
+        "checkout_to_new_response_ms": None if served is None else (served - started) * 1e3,
+    }
+
+
+def _settle(server: Runserver, quiet: float, limit: float = 120.0) -> float:
+    """Wait until no new server has started for *quiet* seconds; the monotonic time then."""
+    deadline = time.monotonic() + limit
+    count, since = server.servers_started(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = server.servers_started()
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return time.monotonic()
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args],
+        cwd=root,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
