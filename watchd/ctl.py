@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("start", "start jobs"), ("stop", "stop jobs"), ("restart", "restart jobs")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("jobs", nargs="+", metavar="JOB")
+    for name, text in (
+        ("hold", "collect changes without acting on them (every job if none is named)"),
+        ("release", "act once on the changes collected while held"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("jobs", nargs="*", metavar="JOB")
     commands.add_parser("reload", help="re-read the config now")
     logs = commands.add_parser("logs", help="show a job's recent output")
     logs.add_argument("jobs", nargs=1, metavar="JOB")
@@ -138,9 +144,12 @@ def _row(job: JobStatus) -> tuple[str, ...]:
     watch = "-"
     if job.backend:
         watch = f"{job.backend}, {counted(job.watched_paths, 'path')}"
+    state = job.state.value
+    if job.held:
+        state += f" (held by {_holder(job.held_by)})"
     return (
         job.name,
-        job.state.value,
+        state,
         str(job.pid) if job.pid else "-",
         format_duration(job.uptime) if job.uptime is not None else "-",
         str(job.restarts),
@@ -178,6 +187,13 @@ def _size(value: int | None) -> str:
             return f"{size:.0f}{unit}" if unit == "K" else f"{size:.1f}{unit}"
         size /= 1024
     return "-"
+
+
+def _holder(held_by: str | None) -> str:
+    """``watchctl``, or the lock's last two path components (``.git/index.lock``)."""
+    if not held_by or "/" not in held_by:
+        return held_by or "?"
+    return "/".join(held_by.split("/")[-2:])
 
 
 def _trigger(trigger: TriggerRecord | None) -> str:

@@ -154,7 +154,13 @@ class Daemon:
         return [self.runners[name].status() for name in names if name in self.runners]
 
     async def control_jobs(self, command: str, names: Sequence[str]) -> None:
-        """Start, stop or restart jobs; return once each has settled (or its stop timed out)."""
+        """Start, stop or restart jobs; return once each has settled (or its stop timed out).
+        Hold or release their changes."""
+        if command in ("hold", "release"):
+            for name in names:
+                watch = self.runners[name].watch
+                watch.hold() if command == "hold" else watch.release()
+            return
         events: dict[str, Start | Stop | Restart] = {
             "start": Start(TriggerKind.MANUAL, "started by watchctl"),
             "stop": Stop("stopped by watchctl"),

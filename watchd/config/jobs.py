@@ -54,6 +54,7 @@ WATCH_VALUES: dict[str, Parser] = {
     "exclude": values.patterns,
     "gitignore": values.boolean,
     "default_excludes": values.boolean,
+    "vcs": values.boolean,
     "backend": lambda node: values.choice(node, Backend),
     "poll_interval": values.positive_duration,
 }

@@ -36,6 +36,8 @@ class WatchConfig:
     gitignore: bool = False  # also honour .gitignore files found in the roots
     # Ignore editor temp/swap files and VCS/cache dirs (SPEC §9); a job may turn it off.
     default_excludes: bool = True
+    # Hold changes while a git or Mercurial operation runs in a watched root (SPEC §13).
+    vcs: bool = True
     backend: Backend = Backend.AUTO
     poll_interval: float = 1.0
 

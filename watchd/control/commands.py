@@ -55,6 +55,10 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
         case "start" | "stop" | "restart":
             await daemon.control_jobs(request.command, request.jobs)
             await reply.send({"ok": True, "jobs": _wire(daemon.job_status(request.jobs))})
+        case "hold" | "release":  # no job named: every job
+            names = request.jobs or tuple(known)
+            await daemon.control_jobs(request.command, names)
+            await reply.send({"ok": True, "jobs": _wire(daemon.job_status(names))})
         case "reload":
             if await daemon.reload("reload requested by watchctl"):
                 await reply.send({"ok": True, "summary": daemon.summary()})

@@ -1,6 +1,6 @@
 """The control protocol: one JSON object per line each way. Pure code.
 
-A request is ``{"command": "status"|"start"|"stop"|"restart"|"reload"|"logs",
+A request is ``{"command": "status"|"start"|"stop"|"restart"|"reload"|"logs"|"hold"|"release",
 "jobs": [...]}`` (plus ``"lines"``/``"follow"`` for ``logs``); a reply is
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
 """
@@ -22,9 +22,9 @@ MAX_CONNECTIONS_PER_UID = 32
 MAX_REPLY = 4 * 1024 * 1024
 PAGE_BYTES = 1024 * 1024
 
-COMMANDS = frozenset({"status", "start", "stop", "restart", "reload", "logs"})
+COMMANDS = frozenset({"status", "start", "stop", "restart", "reload", "logs", "hold", "release"})
 # Commands that change something: only root and the control group may send them.
-MUTATING = frozenset({"start", "stop", "restart", "reload"})
+MUTATING = frozenset({"start", "stop", "restart", "reload", "hold", "release"})
 NEEDS_JOBS = frozenset({"start", "stop", "restart", "logs"})
 
 

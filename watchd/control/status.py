@@ -72,6 +72,7 @@ class JobStatus:
     cpu_seconds: float | None = None
     limits: tuple[tuple[str, float], ...] = ()  # (key, value): memory bytes, tasks, cpu share
     limit_warnings: tuple[str, ...] = ()  # FILE:LINE:COL: warning: limits.KEY: not enforced…
+    held_by: str | None = None  # "watchctl" or a version-control lock's path: changes held
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -91,7 +92,13 @@ class JobStatus:
             "cpu_seconds": None if self.cpu_seconds is None else round(self.cpu_seconds, 3),
             "limits": dict(self.limits),
             "limit_warnings": list(self.limit_warnings),
+            "held": self.held,
+            "held_by": self.held_by,
         }
+
+    @property
+    def held(self) -> bool:
+        return self.held_by is not None
 
     @classmethod
     def from_wire(cls, body: object) -> JobStatus:
@@ -131,6 +138,7 @@ class JobStatus:
             cpu_seconds=_optional(fields, "cpu_seconds", float, where),
             limits=tuple((str(key), value) for key, value in limits.items()),
             limit_warnings=tuple(warnings),
+            held_by=_optional(fields, "held_by", str, where),
         )
 
 

@@ -23,9 +23,9 @@ from watchd.supervise.process import ChildProcess, SpawnSpec
 from watchd.supervise.sockets import HeldSockets
 from watchd.supervise.states import State
 from watchd.text import counted
-from watchd.watch.base import Change, Subscription, WatchSpec
+from watchd.watch.base import Change
 from watchd.watch.choose import WatchHub
-from watchd.watch.filters import PathFilter
+from watchd.watch.jobwatch import JobWatch
 
 log = logging.getLogger("watchd.job")
 
@@ -58,7 +58,15 @@ class JobRunner:
         self._timers: dict[ev.Timer, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._build: asyncio.Task[None] | None = None  # the before_restart step under way
-        self._subscription: Subscription | None = None
+        output = config.output if config.output not in ("log", "null") else None
+        self.watch = JobWatch(
+            config.name,
+            config.watch,
+            hub,
+            self._on_changes,
+            own_files=() if output is None else (output,),
+            settle_max=config.debounce_max,
+        )
         self._state_changed = asyncio.Event()
 
     @property
@@ -69,19 +77,9 @@ class JobRunner:
 
     async def arm(self) -> None:
         """Set up the job's watches; returns once they are armed."""
-        watch = self.config.watch
-        if not watch.paths:
+        if not self.config.watch.paths:
             return
-        if watch.gitignore:
-            path_filter = PathFilter.with_gitignore(
-                watch.paths, watch.include, watch.exclude, default_excludes=watch.default_excludes
-            )
-        else:
-            path_filter = PathFilter(
-                watch.include, watch.exclude, default_excludes=watch.default_excludes
-            )
-        spec = WatchSpec(watch.paths, path_filter, watch.poll_interval)
-        self._subscription = await self._hub.subscribe(spec, watch.backend, self._on_changes)
+        await self.watch.arm()
         watched = counted(self.watched_paths(), "path")
         log.info("%s: watching %s (%s)", self.name, watched, self.backend)
 
@@ -92,9 +90,7 @@ class JobRunner:
         """Stop the child (and its group) and release the watches."""
         self.handle(ev.Stop(detail))
         await self.wait_until(lambda: self._child is None and self.job.state is State.STOPPED)
-        if self._subscription is not None:
-            await self._subscription.close()
-            self._subscription = None
+        await self.watch.close()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -112,10 +108,10 @@ class JobRunner:
 
     @property
     def backend(self) -> str | None:
-        return None if self._subscription is None else self._subscription.backend
+        return self.watch.backend
 
     def watched_paths(self) -> int:
-        return 0 if self._subscription is None else self._subscription.watched_paths()
+        return self.watch.watched_paths()
 
     def status(self) -> JobStatus:
         job = self.job
@@ -133,6 +129,7 @@ class JobRunner:
             watched_paths=self.watched_paths(),
             sockets=() if self.sockets is None else tuple(self.sockets.addresses()),
             **self.containment.status(),
+            held_by=self.watch.held_by,
         )
 
     # ---- inputs ---------------------------------------------------------------------

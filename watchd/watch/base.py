@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from watchd.watch.filters import PathFilter
 
@@ -58,6 +58,14 @@ class Subscription(Protocol):
 
     async def close(self) -> None:
         """Stop delivering changes and release the watches."""
+
+
+@runtime_checkable
+class ReportsLimit(Protocol):
+    """A subscription that can run out of kernel watches after it was armed: it calls
+    ``on_limit`` (once), when set, instead of only logging."""
+
+    on_limit: Callable[[Exception], None] | None
 
 
 class Watcher(Protocol):

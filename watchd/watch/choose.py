@@ -10,6 +10,7 @@ names the sysctl to raise, and the subscription's ``backend`` keeps the reason f
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from watchd.config.model import Backend
 from watchd.errors import WatchdError, WatchLimitError
-from watchd.watch.base import OnChanges, Subscription, Watcher, WatchSpec
+from watchd.watch.base import OnChanges, ReportsLimit, Subscription, Watcher, WatchSpec
 from watchd.watch.poll import PollWatcher
 
 log = logging.getLogger("watchd.watch")
@@ -58,6 +59,8 @@ BLIND_FILE_SYSTEMS = frozenset(
 )
 
 InotifyFactory = Callable[[], Watcher]
+
+LIMIT_REACHED = "inotify watch limit reached"
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
@@ -142,10 +145,15 @@ class WatchHub:
         if isinstance(inotify, str):
             return await self._polled(spec, on_changes, inotify)
         try:
-            return await inotify.subscribe(spec, on_changes)
+            subscription = await inotify.subscribe(spec, on_changes)
         except WatchLimitError as error:
             log.warning("%s; polling %s instead", error, _describe(spec))
-            return await self._polled(spec, on_changes, "inotify watch limit reached")
+            return await self._polled(spec, on_changes, LIMIT_REACHED)
+        if not isinstance(subscription, ReportsLimit):
+            return subscription
+        switching = FallbackSubscription(self, spec, on_changes, subscription)
+        subscription.on_limit = switching.limit_reached
+        return switching
 
     async def close(self) -> None:
         inotify, self._inotify = self._inotify, None
@@ -190,6 +198,53 @@ class WatchHub:
             return None  # the usual case: no need to resolve thousands of roots
         # Symlinks resolved: a root may point onto another file system.
         return blind_file_system((os.path.realpath(root) for root in spec.roots), mounts)
+
+
+class FallbackSubscription:
+    """An inotify subscription that moves to polling, as at start-up (the same log line, the
+    same ``backend``), when the tree outgrows the watch limit after it was armed."""
+
+    def __init__(
+        self, hub: WatchHub, spec: WatchSpec, on_changes: OnChanges, inotify: Subscription
+    ) -> None:
+        self._hub = hub
+        self._spec = spec
+        self._on_changes = on_changes
+        self._current = inotify
+        self._switch: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def backend(self) -> str:
+        return self._current.backend
+
+    def watched_paths(self) -> int:
+        return self._current.watched_paths()
+
+    def limit_reached(self, error: Exception) -> None:
+        if self._switch is not None or self._closed:
+            return
+        log.warning("%s; polling %s instead", error, _describe(self._spec))
+        self._switch = asyncio.get_running_loop().create_task(self._fall_back())
+
+    async def _fall_back(self) -> None:
+        # The inotify watches keep delivering until the poll's first scan is taken.
+        try:
+            poll = await self._hub._polled(self._spec, self._on_changes, LIMIT_REACHED)
+        except Exception:
+            log.exception("polling %s failed; inotify goes on", _describe(self._spec))
+            return
+        if self._closed:
+            await poll.close()
+            return
+        inotify, self._current = self._current, poll
+        await inotify.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._switch is not None:
+            await asyncio.gather(self._switch, return_exceptions=True)
+        await self._current.close()
 
 
 def _describe(spec: WatchSpec) -> str:

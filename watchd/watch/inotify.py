@@ -116,6 +116,8 @@ class InotifySubscription:
         self.on_changes = on_changes
         self.closed = False
         self.limit_logged = False
+        # Set by the hub: the watch limit was reached after start (the tree grew).
+        self.on_limit: Callable[[Exception], None] | None = None
 
     def watched_paths(self) -> int:
         """How many directories this subscription watches."""
@@ -247,8 +249,12 @@ class InotifyWatcher:
 
     def _limit_reached(self, sub: int, error: WatchLimitError) -> None:
         subscription = self._subs.get(sub)
-        if subscription is not None and not subscription.limit_logged:
-            subscription.limit_logged = True
+        if subscription is None or subscription.limit_logged:
+            return
+        subscription.limit_logged = True
+        if subscription.on_limit is not None:
+            subscription.on_limit(error)
+        else:
             log.warning("%s; directories created from now on may go unwatched", error)
 
     # ---- arming --------------------------------------------------------------------
