@@ -15,11 +15,16 @@ NOISE = {
     "emacs lock": [".#app.py", "pkg/.#models.py"],
     "emacs and mg auto-save": ["#app.py#", "pkg/#models.py#", "#README#"],
     "emacs and mg backup": ["app.py~"],
+    "mg backup on its way": ["app.py.XXXXrX9hzG", "pkg/models.py.XXXXa0B1c2"],
     "JetBrains safe write": ["app.py___jb_tmp___", "app.py___jb_old___"],
     "git": [".git/index", ".git/objects/ab/cdef", "vendor/lib/.git/HEAD"],
     "mercurial": [".hg/store/00changelog.i"],
     "python bytecode": ["__pycache__/app.cpython-311.pyc", "app.pyc"],
-    "pytest": [".pytest_cache/v/cache/lastfailed", ".pytest_cache/README.md"],
+    "pytest": [
+        ".pytest_cache/v/cache/lastfailed",
+        ".pytest_cache/README.md",
+        "pytest-cache-files-mm_0h5jk/README.md",  # made there, then renamed into place
+    ],
     "mypy": [".mypy_cache/3.11/app.meta.json"],
     "ruff": [".ruff_cache/0.4.0/123456"],
     "tox": [".tox/py311/bin/python"],
@@ -57,7 +62,8 @@ def test_source_files_are_not_taken_for_editor_files(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "directory", [".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox"]
+    "directory",
+    [".pytest_cache", "pytest-cache-files-mm_0h5jk", ".mypy_cache", ".ruff_cache", ".tox", ".nox"],
 )
 def test_tool_cache_directories_are_pruned(directory: str) -> None:
     assert PathFilter().prunes(directory)

@@ -15,6 +15,7 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "4913",  # vim's write-permission probe
     ".#*",  # emacs lock: .#app.py
     "\\#*#",  # emacs and mg auto-save: #app.py#
+    "*.XXXX??????",  # mg's backup, made under mkstemp's name before it becomes app.py~
     "*___jb_tmp___",  # JetBrains safe write
     "*___jb_old___",
     ".git/",
@@ -22,6 +23,7 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "__pycache__/",
     "*.pyc",
     ".pytest_cache/",  # tool caches: written by running the tool, never source
+    "pytest-cache-files-*/",  # pytest makes its cache there, then renames it into place
     ".mypy_cache/",
     ".ruff_cache/",
     ".tox/",
