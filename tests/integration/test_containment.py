@@ -391,12 +391,16 @@ def test_without_a_writable_hierarchy_jobs_fall_back_to_process_groups_and_say_s
     record = tmp_path / "sleep.pid"
     with running_daemon(tmp_path) as daemon:
         script = f"echo $$ > {record} && exec sleep 3600"
-        daemon.write_jobs("jobs.yaml", {"web": {"command": ["sh", "-c", script]}})
+        job = {"command": ["sh", "-c", script], "limits": {"tasks": 20}}
+        daemon.write_jobs("jobs.yaml", {"web": job})
         daemon.start(prefix=prefix)
         status = daemon.job("web")
         assert status["containment"] == "process-group"
         assert "Read-only file system" in status["containment_reason"]
         assert status["cgroup"] is None and status["cpu_seconds"] is None
+        (warning,) = status["limit_warnings"]
+        assert ": warning: limits.tasks: not enforced: no cgroup (cannot write " in warning
+        assert warning in daemon.log()
         table = daemon.watchctl("status").stdout
         assert "containment: process group only (cannot write " in table
         pid = int(wait_until(lambda: record.exists() and record.read_text().strip(), "the pid"))

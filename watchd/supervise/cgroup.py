@@ -7,7 +7,10 @@ Mechanism only. The layout, below the cgroup watchd found itself in (its *home*)
     HOME/watchd-INSTANCE/daemon/   watchd itself, only when it was alone in HOME (a
                                    systemd service with Delegate=yes): the kernel
                                    enables controllers only for cgroups without processes
-    HOME/watchd-INSTANCE/job-NAME/ one job's child and everything it forks
+    HOME/watchd-INSTANCE/job-NAME/ one job: its limits and its use of memory and CPU
+    HOME/watchd-INSTANCE/job-NAME/run-N/
+                                   one child (or before_restart step) and everything it
+                                   forks; two children of one job never share one
 """
 
 from __future__ import annotations

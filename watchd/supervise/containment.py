@@ -50,6 +50,8 @@ class JobContainment:
         if self.cgroup is None:
             why = f"not enforced: no cgroup ({self.reason})"
             self.warnings = [warning(self._limits, key, why) for key, _ in self._limits.items()]
+            for text in self.warnings:
+                log.warning("%s: %s", self._name, text)
 
     @property
     def kind(self) -> str:
