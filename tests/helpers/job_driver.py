@@ -30,7 +30,11 @@ class Driver:
         self.building = False  # a before_restart step runs
         self.spawn_error: str | None = None
         self.answer_spawns = True  # False: Spawn stays unanswered (the job stays starting)
-        self.children = 0  # alive, as far as the job was told
+        self.children = 0  # the job's own child, alive, as far as the job was told
+        self.successors = 0  # the new child of an overlap, before it takes over
+        self.retiring = 0  # old children stopped after a hand-over, or dropped successors
+        self.awaiting: list[int] = []  # PIDs whose readiness was asked for, in order
+        self.health_watched: list[int] = []
 
     def word(self) -> StatusWord:
         """The state as a user sees it."""
@@ -54,6 +58,15 @@ class Driver:
                 self.next_pid += 1
                 self.children += 1
                 return ev.Spawned(self.next_pid)
+            case (
+                ev.SpawnSuccessor()
+                | ev.HandOver()
+                | ev.DropSuccessor()
+                | ev.Promote()
+                | ev.AwaitReady()
+                | ev.WatchHealth()
+            ):
+                return self.overlap(action)
             case ev.StopChild():
                 self.stops += 1
             case ev.SignalChild():
@@ -68,6 +81,35 @@ class Driver:
                 self.timers[action.timer] = action.at
             case ev.CancelTimer():
                 self.timers.pop(action.timer, None)
+        return None
+
+    def overlap(self, action: ev.Action) -> ev.Input | None:
+        """The actions of overlap restarts and of readiness and health checks."""
+        match action:
+            case ev.SpawnSuccessor():
+                assert self.children == 1 and self.successors == 0, "an overlap without a child"
+                self.spawns += 1
+                if not self.answer_spawns:
+                    return None
+                if self.spawn_error:
+                    return ev.SuccessorSpawnFailed(self.spawn_error)
+                self.next_pid += 1
+                self.successors += 1
+                return ev.SuccessorSpawned(self.next_pid)
+            case ev.HandOver():
+                assert self.successors == 1 and self.children == 1
+                self.successors, self.retiring = 0, self.retiring + 1
+                self.stops += 1
+            case ev.DropSuccessor():
+                assert self.successors == 1
+                self.successors, self.retiring = 0, self.retiring + 1
+            case ev.Promote():
+                assert self.successors == 1 and self.children == 0
+                self.successors, self.children = 0, 1
+            case ev.AwaitReady(pid=pid):
+                self.awaiting.append(pid)
+            case ev.WatchHealth(pid=pid):
+                self.health_watched.append(pid)
         return None
 
     def advance(self, seconds: float) -> None:
@@ -86,6 +128,13 @@ class Driver:
     def child_exits(self, code: int, exec_error: str | None = None) -> None:
         self.children -= 1
         self.send(ev.Exited(code, exec_error))
+
+    def successor_exits(self, code: int, exec_error: str | None = None) -> None:
+        self.successors -= 1
+        self.send(ev.SuccessorExited(code, exec_error))
+
+    def ready(self, detail: str = "READY=1") -> None:
+        self.send(ev.Ready(detail))
 
     def build_ends(self, ok: bool) -> None:
         assert self.building

@@ -11,11 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.job_driver import BASE, Driver
-from watchd.config.model import JobConfig, OnChange, RestartPolicy
+from watchd.config.model import (
+    HealthCheck,
+    JobConfig,
+    OnChange,
+    Probe,
+    Readiness,
+    RestartMode,
+    RestartPolicy,
+)
 from watchd.supervise import events as ev
 from watchd.supervise.job import Job
 from watchd.supervise.states import (
     IGNORED,
+    SERVING,
     TABLE,
     WITH_CHILD,
     WORDS,
@@ -27,6 +36,9 @@ from watchd.supervise.steps import STEPS
 
 S = State
 BUILDS = replace(BASE, before_restart=("make",))
+READIES = replace(BASE, ready=Readiness("notify"), ready_timeout=5.0)
+OVERLAPS = replace(READIES, restart_mode=RestartMode.OVERLAP)
+SPAWN_ANSWERS = (ev.SuccessorSpawned, ev.SuccessorSpawnFailed)
 
 # One input of each kind.
 SAMPLES: list[ev.Input] = [
@@ -40,19 +52,38 @@ SAMPLES: list[ev.Input] = [
     ev.SpawnFailed("No such file or directory"),
     ev.Exited(1),
     ev.BeforeRestartDone(True, "exit status 0"),
+    ev.Ready(),
+    ev.ReadyTimeout(),
+    ev.SuccessorSpawned(998),
+    ev.SuccessorSpawnFailed("No such file or directory"),
+    ev.SuccessorExited(1),
+    ev.HealthFailed("connection refused"),
+    ev.WatchdogPing(),
+    ev.WatchdogExpired(),
 ]
 KINDS = [type(sample) for sample in SAMPLES]
 
 
-def _reach(state: State) -> Driver:
-    """A driver whose job is in *state*, reached the way a user would get it there."""
-    driver = Driver(BUILDS if state is S.BUILDING else BASE)
+def _reach(state: State, sample: ev.Input | None = None) -> Driver:
+    """A driver whose job is in *state*, reached the way a user would get it there (an
+    overlap's spawn left unanswered when *sample* is its answer)."""
+    configs = {
+        S.BUILDING: BUILDS,
+        S.FAILED: replace(BASE, start_limit_burst=1),
+        S.AWAITING_READY: READIES,
+        S.FAILING: READIES,
+        S.OVERLAPPING: OVERLAPS,
+    }
+    driver = Driver(configs.get(state, BASE))
     if state is S.STARTING:
         driver.answer_spawns = False
-    if state is S.FAILED:
-        driver = Driver(replace(BASE, start_limit_burst=1))
     if state is not S.STOPPED:
         driver.send(ev.Start())
+
+    def overlap() -> None:
+        driver.ready()
+        driver.answer_spawns = not isinstance(sample, SPAWN_ANSWERS)
+        driver.send(ev.Restart())
 
     def change_settles() -> None:
         driver.send(ev.ChangeSeen("/a.c"))
@@ -65,6 +96,8 @@ def _reach(state: State) -> Driver:
         S.BACKOFF: lambda: driver.child_exits(1),
         S.EXITED: lambda: driver.child_exits(0),
         S.FAILED: lambda: driver.child_exits(1),
+        S.FAILING: lambda: driver.advance(10),
+        S.OVERLAPPING: overlap,
     }
     if state in steps:
         steps[state]()
@@ -76,6 +109,8 @@ def _can_happen(state: State, kind: type[ev.Input]) -> bool:
     """Whether the world can send *kind* while the job is in *state*."""
     if kind in (ev.Spawned, ev.SpawnFailed):
         return state is S.STARTING  # only as the answer to Spawn
+    if kind in (*SPAWN_ANSWERS, ev.SuccessorExited):
+        return state is S.OVERLAPPING  # only while an overlap's new child is wanted
     if kind is ev.Exited:
         return state in WITH_CHILD
     if state is S.STARTING:
@@ -87,6 +122,8 @@ def _snapshot(job: Job) -> tuple[object, ...]:
     return (
         job.state,
         job.pid,
+        job.successor_pid,
+        job.start_error,
         job.starts,
         job.last_trigger,
         job.next_trigger,
@@ -114,14 +151,15 @@ def test_exactly_the_pairs_the_world_can_send_are_in_the_table_or_ignored() -> N
 @pytest.mark.parametrize("state", list(State))
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda sample: type(sample).__name__)
 def test_each_input_in_each_state_goes_where_the_table_says(state: State, sample: ev.Input) -> None:
-    driver = _reach(state)
+    driver = _reach(state, sample)
     job = driver.job
     key = (state, type(sample))
     if key in TABLE:
         actions = job.handle(sample, driver.clock())
         assert job.state in TABLE[key].targets
-        if any(isinstance(action, ev.Spawn) for action in actions):
-            assert isinstance(actions[-1], ev.Spawn), "Spawn is answered: it comes last"
+        answered = (ev.Spawn, ev.SpawnSuccessor)
+        if any(isinstance(action, answered) for action in actions):
+            assert isinstance(actions[-1], answered), "a spawn is answered: it comes last"
     elif key in IGNORED:
         before = _snapshot(job)
         assert job.handle(sample, driver.clock()) == []
@@ -148,6 +186,15 @@ CONFIGS = [
     replace(BASE, on_change=OnChange("signal", signal.SIGHUP)),
     replace(BASE, restart=RestartPolicy.ALWAYS, start_limit_burst=3),
     replace(BASE, restart=RestartPolicy.NEVER),
+    READIES,
+    replace(OVERLAPS, before_restart=("make",)),
+    replace(BASE, restart_mode=RestartMode.OVERLAP, watchdog=3.0),
+    replace(
+        OVERLAPS,
+        watchdog=2.0,
+        health=HealthCheck(Probe("tcp", "127.0.0.1", 8000)),
+        start_limit_burst=3,
+    ),
 ]
 
 steps = st.one_of(
@@ -156,6 +203,8 @@ steps = st.one_of(
     st.sampled_from([0, 1, 3, -9, -15]).map(lambda code: ("exit", code)),
     st.just(("exec-failed", 127)),
     st.booleans().map(lambda ok: ("build", ok)),
+    st.sampled_from([ev.Ready(), ev.HealthFailed("refused"), ev.WatchdogPing()]),
+    st.sampled_from([0, 1, -9]).map(lambda code: ("successor-exit", code)),
     st.floats(0.0, 40.0).map(lambda seconds: ("advance", seconds)),
 )
 
@@ -173,6 +222,9 @@ def _play(driver: Driver, step: object) -> None:
         case ("build", bool(ok)):
             if driver.building:
                 driver.build_ends(ok)
+        case ("successor-exit", int(code)):
+            if driver.successors:
+                driver.successor_exits(code)
         case _:
             driver.send(step)  # type: ignore[arg-type]
 
@@ -180,7 +232,16 @@ def _play(driver: Driver, step: object) -> None:
 def _check(driver: Driver) -> None:
     job = driver.job
     assert driver.children <= 1, "two children at once"
+    assert driver.successors <= 1, "two new children at once"
     assert (job.pid is not None) == (driver.children == 1) == (job.state in WITH_CHILD)
+    overlapping = job.state is S.OVERLAPPING
+    assert (job.successor_pid is not None) == (driver.successors == 1) == overlapping
+    waiting = job.state in (S.AWAITING_READY, S.OVERLAPPING)
+    assert (ev.Timer.READY in driver.timers) == waiting, "a ready timer without a wait"
+    if ev.Timer.WATCHDOG in driver.timers:
+        assert job.config.watchdog is not None and job.state in SERVING, "a stale watchdog"
+    if job.config.watchdog is not None and job.state in (S.RUNNING, S.BUILDING):
+        assert ev.Timer.WATCHDOG in driver.timers, "a serving child nobody watches"
     assert driver.spawns == job.starts and job.restarts == max(driver.spawns - 1, 0)
     assert driver.building == (job.state is S.BUILDING)
     assert job.state is not S.STARTING, "the spawn was answered: never left starting"
@@ -203,3 +264,4 @@ def test_any_sequence_keeps_one_child_strict_order_and_one_count(
     if driver.children:
         driver.child_exits(-15)
     assert driver.job.state is S.STOPPED and not driver.timers and not driver.building
+    assert not driver.successors

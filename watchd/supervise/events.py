@@ -15,6 +15,9 @@ class TriggerKind(StrEnum):
     MANUAL = "manual"
     CONFIG = "config"
     OOM = "oom-killed"  # the kernel's OOM killer ended the child (its cgroup's memory limit)
+    READY_TIMEOUT = "ready-timeout"  # not ready within ready_timeout
+    HEALTH = "health"  # failed its health check ``retries`` times in a row
+    WATCHDOG = "watchdog"  # its WATCHDOG=1 pings stopped
 
 
 class Level(StrEnum):
@@ -86,6 +89,56 @@ class BeforeRestartDone:
     detail: str
 
 
+@dataclass(frozen=True)
+class Ready:
+    """The child waited on (the new one, during an overlap) is ready: READY=1 or a probe
+    that passed."""
+
+    detail: str = "ready"
+
+
+@dataclass(frozen=True)
+class ReadyTimeout:
+    """The ready timer fired: the child waited on was not ready within ready_timeout."""
+
+
+@dataclass(frozen=True)
+class SuccessorSpawned:
+    """The new child of an overlap runs beside the old one."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class SuccessorSpawnFailed:
+    error: str
+
+
+@dataclass(frozen=True)
+class SuccessorExited:
+    """The new child of an overlap ended before it took over."""
+
+    returncode: int
+    exec_error: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthFailed:
+    """The serving child failed its health check ``retries`` times in a row."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class WatchdogPing:
+    """The serving child sent WATCHDOG=1."""
+
+
+@dataclass(frozen=True)
+class WatchdogExpired:
+    """The watchdog timer fired: no WATCHDOG=1 within the job's ``watchdog`` interval."""
+
+
 Input = (
     Start
     | Stop
@@ -97,6 +150,14 @@ Input = (
     | SpawnFailed
     | Exited
     | BeforeRestartDone
+    | Ready
+    | ReadyTimeout
+    | SuccessorSpawned
+    | SuccessorSpawnFailed
+    | SuccessorExited
+    | HealthFailed
+    | WatchdogPing
+    | WatchdogExpired
 )
 
 # ---- actions ------------------------------------------------------------------------
@@ -105,15 +166,60 @@ Input = (
 class Timer(StrEnum):
     DEBOUNCE = "debounce"
     BACKOFF = "backoff"
+    READY = "ready"  # ready_timeout of the child waited on
+    WATCHDOG = "watchdog"  # the serving child's next WATCHDOG=1 is due
 
     def fired(self) -> Input:
         """The input the driver feeds back when this timer goes off."""
-        return DebounceDue() if self is Timer.DEBOUNCE else BackoffElapsed()
+        return _FIRED[self]()
 
 
 @dataclass(frozen=True)
 class Spawn:
     """Start the child; the driver answers with :class:`Spawned` or :class:`SpawnFailed`."""
+
+
+@dataclass(frozen=True)
+class SpawnSuccessor:
+    """Start a new child beside the running one (an overlap restart); the driver answers
+    with :class:`SuccessorSpawned` or :class:`SuccessorSpawnFailed`."""
+
+
+@dataclass(frozen=True)
+class AwaitReady:
+    """Find out when child *pid* is ready: probe it, or listen for its READY=1 (which the
+    notify socket does anyway); the driver feeds back :class:`Ready`."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """The new child is ready: it becomes the job's child, and the old one is stopped with
+    ``signal`` (SIGKILL after ``timeout``) while the new one serves."""
+
+    signal: signal.Signals
+    timeout: float
+
+
+@dataclass(frozen=True)
+class DropSuccessor:
+    """The new child of an overlap is not wanted: stop it; the old one keeps serving."""
+
+    signal: signal.Signals
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Promote:
+    """The old child ended during an overlap: the new one is the job's child from now."""
+
+
+@dataclass(frozen=True)
+class WatchHealth:
+    """Check the health of child *pid*, every ``interval``, for as long as it serves."""
+
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -160,6 +266,12 @@ class Notice:
 
 Action = (
     Spawn
+    | SpawnSuccessor
+    | AwaitReady
+    | HandOver
+    | DropSuccessor
+    | Promote
+    | WatchHealth
     | StopChild
     | SignalChild
     | RunBeforeRestart
@@ -168,6 +280,14 @@ Action = (
     | CancelTimer
     | Notice
 )
+
+
+_FIRED: dict[Timer, type[DebounceDue | BackoffElapsed | ReadyTimeout | WatchdogExpired]] = {
+    Timer.DEBOUNCE: DebounceDue,
+    Timer.BACKOFF: BackoffElapsed,
+    Timer.READY: ReadyTimeout,
+    Timer.WATCHDOG: WatchdogExpired,
+}
 
 
 def describe_exit(returncode: int) -> str:

@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from watchd.config.model import JobConfig
 from watchd.supervise import events as ev
-from watchd.supervise.states import WORDS, IllegalTransition, State, StatusWord, lookup
+from watchd.supervise.states import (
+    SERVING,
+    WORDS,
+    IllegalTransition,
+    State,
+    StatusWord,
+    lookup,
+)
 from watchd.supervise.steps import STEPS
 from watchd.supervise.trigger import Trigger
 from watchd.watch.debounce import Burst
@@ -28,6 +35,12 @@ class Job:
         self.state = State.STOPPED
         self.pid: int | None = None
         self.started_at: float | None = None  # monotonic, while a child runs
+        # The new child of an overlap restart, while it gets ready beside the old one.
+        self.successor_pid: int | None = None
+        self.successor_started_at: float | None = None
+        # Why the last start or restart failed (spawn, exit or timeout before ready, a
+        # failed overlap); None once a child got ready. ``watchctl start`` reports it.
+        self.start_error: str | None = None
         self.starts = 0  # children asked for, the first included
         self.last_trigger: Trigger | None = None
         # Why the start under way (or the one after the stop under way) happens.
@@ -66,6 +79,17 @@ class Job:
     @property
     def word(self) -> StatusWord:
         return WORDS[self.state]
+
+    @property
+    def checks_readiness(self) -> bool:
+        return self.config.ready.kind != "none"
+
+    @property
+    def ready(self) -> bool | None:
+        """Whether the job's child is ready; None when the job has no readiness check."""
+        if not self.checks_readiness:
+            return None
+        return self.state in SERVING
 
     @property
     def settled(self) -> bool:

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from watchd.config.model import RestartPolicy
+from watchd.config.model import RestartMode, RestartPolicy
 from watchd.supervise import events as ev
 from watchd.supervise.events import Level, Moment, TriggerKind
 from watchd.supervise.states import State, Step
@@ -69,7 +69,9 @@ def restart(job: Job, event: ev.Input, at: Moment) -> Outcome:
         actions.append(ev.CancelBeforeRestart())
         job.follow_up = job.follow_up or job.next_trigger
     job.next_trigger = Trigger(event.kind, event.detail, at.wall)
-    return S.RESTARTING, [*actions, _stop_child(job)]
+    if job.state is S.AWAITING_READY:  # not serving yet: nothing to overlap with
+        return S.RESTARTING, [*actions, *_stop_serving(job)]
+    return _replace_child(job, *actions)
 
 
 @step(Step.STOP)
@@ -78,8 +80,10 @@ def stop(job: Job, event: ev.Input, at: Moment) -> Outcome:
     actions = _forget_changes(job)
     if job.state is S.BUILDING:
         actions.append(ev.CancelBeforeRestart())
+    if job.state is S.OVERLAPPING:
+        actions.append(_drop_successor(job))
     job.last_trigger = Trigger(TriggerKind.MANUAL, event.detail, at.wall)
-    return S.STOPPING, [*actions, _stop_child(job)]
+    return S.STOPPING, [*actions, *_stop_serving(job)]
 
 
 @step(Step.STAY_DOWN)
@@ -137,8 +141,7 @@ def wake_on_change(job: Job, event: ev.Input, at: Moment) -> Outcome:
 def build_done(job: Job, event: ev.Input, at: Moment) -> Outcome:
     assert isinstance(event, ev.BeforeRestartDone)
     if event.ok:
-        notice = ev.Notice(Level.INFO, "restarting after before_restart")
-        return S.RESTARTING, [notice, _stop_child(job)]
+        return _replace_child(job, ev.Notice(Level.INFO, "restarting after before_restart"))
     job.next_trigger = None
     notice = ev.Notice(
         Level.ERROR, f"before_restart failed ({event.detail}); keeping the old child"
@@ -164,11 +167,9 @@ def spawned(job: Job, event: ev.Input, at: Moment) -> Outcome:
     assert isinstance(event, ev.Spawned)
     job.pid = event.pid
     job.started_at = at.now
-    queued, job.follow_up = job.follow_up, None
-    if queued is None:
-        return S.RUNNING, []
-    # Changes came while this start was under way: exactly one more restart.
-    return _act_on(job, queued)
+    if job.checks_readiness:
+        return S.AWAITING_READY, _await_ready(job, event.pid, at)
+    return _serving(job, at)
 
 
 @step(Step.SPAWN_FAILED)
@@ -186,10 +187,15 @@ def child_exited(job: Job, event: ev.Input, at: Moment) -> Outcome:
         # a child runs.
         actions.append(ev.CancelBeforeRestart())
         job.follow_up, job.next_trigger = job.follow_up or job.next_trigger, None
+    actions += _cancel_child_timers()
+    before_ready = job.state is S.AWAITING_READY
     how = _child_gone(job, event.returncode, at.now)
     if event.exec_error is not None:  # it never ran: a spawn failure
         state, more = _spawn_failed(job, event.exec_error, at)
         return state, [*actions, *more]
+    if before_ready:
+        how += " before it was ready"
+        job.start_error = f"child {how}"
     level = Level.INFO if event.returncode == 0 else Level.WARNING
     kind = TriggerKind.EXIT
     if event.oom_killed and event.returncode != 0:
@@ -216,10 +222,200 @@ def respawn(job: Job, event: ev.Input, at: Moment) -> Outcome:
     return _spawn(job, job.next_trigger)
 
 
+# ---- readiness, health and the watchdog -----------------------------------------------
+
+
+@step(Step.BECAME_READY)
+def became_ready(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    assert isinstance(event, ev.Ready)
+    notice = ev.Notice(Level.INFO, f"ready after {_age(job, at):.2f}s ({event.detail})")
+    return _serving(job, at, ev.CancelTimer(ev.Timer.READY), notice)
+
+
+@step(Step.NOT_READY)
+def not_ready(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    reason = f"not ready within {_ready_timeout(job)}"
+    job.start_error = reason
+    job.last_trigger = Trigger(TriggerKind.READY_TIMEOUT, reason, at.wall)
+    notice = ev.Notice(Level.ERROR, f"{reason}; stopping it: a failed start")
+    return S.FAILING, [notice, *_stop_serving(job)]
+
+
+@step(Step.CHECK_FAILED)
+def check_failed(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    if isinstance(event, ev.HealthFailed):
+        kind, reason = TriggerKind.HEALTH, f"health check failed: {event.detail}"
+    else:
+        kind, reason = TriggerKind.WATCHDOG, f"no WATCHDOG=1 within {job.config.watchdog or 0:g}s"
+    actions: list[ev.Action] = []
+    if job.state is S.BUILDING:
+        # The change being built for is acted on once the child is gone.
+        actions.append(ev.CancelBeforeRestart())
+        job.follow_up, job.next_trigger = job.follow_up or job.next_trigger, None
+    if job.state is S.OVERLAPPING:
+        actions.append(_drop_successor(job))
+        job.next_trigger = None
+    job.last_trigger = Trigger(kind, reason, at.wall)
+    notice = ev.Notice(Level.ERROR, f"{reason}; restarting it")
+    return S.FAILING, [*actions, notice, *_stop_serving(job)]
+
+
+@step(Step.PING)
+def ping(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    return job.state, _arm_watchdog(job, at)
+
+
+@step(Step.FAILED_CHILD_GONE)
+def failed_child_gone(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    assert isinstance(event, ev.Exited)
+    notice = ev.Notice(Level.INFO, f"stopped ({_child_gone(job, event.returncode, at.now)})")
+    queued, job.follow_up = job.follow_up, None
+    if queued is not None:  # a change came meanwhile: it may be the fix, start at once
+        job.reset_failures()
+        return _spawn(job, queued, notice)
+    state, actions = _after_failure(job, at.now)
+    return state, [notice, *actions]
+
+
+# ---- overlap restarts ----------------------------------------------------------------
+
+
+@step(Step.SUCCESSOR_SPAWNED)
+def successor_spawned(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    assert isinstance(event, ev.SuccessorSpawned)
+    job.successor_pid, job.successor_started_at = event.pid, at.now
+    if job.checks_readiness:
+        return S.OVERLAPPING, _await_ready(job, event.pid, at)
+    return _hand_over(job, at, "spawned")
+
+
+@step(Step.HAND_OVER)
+def hand_over(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    assert isinstance(event, ev.Ready)
+    return _hand_over(job, at, event.detail, ev.CancelTimer(ev.Timer.READY))
+
+
+@step(Step.SUCCESSOR_FAILED)
+def successor_failed(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    actions: list[ev.Action] = [ev.CancelTimer(ev.Timer.READY)]
+    kind = TriggerKind.EXIT
+    match event:
+        case ev.SuccessorSpawnFailed(error=error) | ev.SuccessorExited(exec_error=str(error)):
+            reason = f"failed to start: {error}"
+        case ev.SuccessorExited(returncode=code):
+            reason = f"ended ({ev.describe_exit(code)}) before it was ready"
+        case _:
+            kind, reason = TriggerKind.READY_TIMEOUT, f"was not ready within {_ready_timeout(job)}"
+            actions.append(_drop_successor(job))
+    job.successor_pid = job.successor_started_at = job.next_trigger = None
+    detail = f"restart failed: the new child {reason}; pid {job.pid} keeps running"
+    job.start_error = detail
+    job.last_trigger = Trigger(kind, detail, at.wall)
+    actions.append(ev.Notice(Level.ERROR, detail))
+    queued, job.follow_up = job.follow_up, None
+    if queued is None:
+        return S.RUNNING, actions
+    state, more = _act_on(job, queued)  # a change came meanwhile: it may be the fix
+    return state, [*actions, *more]
+
+
+@step(Step.PROMOTE)
+def promote(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    assert isinstance(event, ev.Exited)
+    how = _child_gone(job, event.returncode, at.now)
+    job.pid, job.started_at = job.successor_pid, job.successor_started_at
+    job.successor_pid = job.successor_started_at = None
+    if job.next_trigger is not None:
+        job.last_trigger, job.next_trigger = job.next_trigger, None
+    message = f"the old child ended ({how}) before the new one was ready; pid {job.pid} takes over"
+    notice = ev.Notice(Level.WARNING, message)
+    return S.AWAITING_READY, [ev.CancelTimer(ev.Timer.WATCHDOG), notice, ev.Promote()]
+
+
+@step(Step.QUEUE_RESTART)
+def queue_restart(job: Job, event: ev.Input, at: Moment) -> Outcome:
+    assert isinstance(event, ev.Restart)
+    job.reset_failures()
+    job.follow_up = Trigger(event.kind, event.detail, at.wall)
+    return S.OVERLAPPING, []
+
+
 # ---- helpers -----------------------------------------------------------------------
 
 
+def _await_ready(job: Job, pid: int, at: Moment) -> list[ev.Action]:
+    deadline = at.now + job.config.ready_timeout
+    return [ev.SetTimer(ev.Timer.READY, deadline), ev.AwaitReady(pid)]
+
+
+def _serving(job: Job, at: Moment, *before: ev.Action) -> Outcome:
+    """The job's child is ready: it serves (watched, if the job says so), unless changes
+    came while it got ready: then exactly one more restart."""
+    job.start_error = None
+    actions = [*before, *_arm_watchdog(job, at)]
+    if job.config.health is not None and job.pid is not None:
+        actions.append(ev.WatchHealth(job.pid))
+    queued, job.follow_up = job.follow_up, None
+    if queued is None:
+        return S.RUNNING, actions
+    state, more = _act_on(job, queued)
+    return state, [*actions, *more]
+
+
+def _hand_over(job: Job, at: Moment, detail: str, *before: ev.Action) -> Outcome:
+    old = job.pid
+    job.pid, job.started_at = job.successor_pid, job.successor_started_at
+    job.successor_pid = job.successor_started_at = None
+    if job.next_trigger is not None:
+        job.last_trigger, job.next_trigger = job.next_trigger, None
+    config = job.config
+    notice = ev.Notice(
+        Level.INFO, f"pid {job.pid} is ready ({detail}); stopping the old child, pid {old}"
+    )
+    handover = ev.HandOver(config.stop_signal, config.stop_timeout)
+    return _serving(job, at, *before, notice, handover)
+
+
+def _replace_child(job: Job, *before: ev.Action) -> Outcome:
+    """Restart the serving child: the new one first (overlap), or once the old is gone."""
+    if job.config.restart_mode is RestartMode.OVERLAP:
+        job.starts += 1
+        job.start_error = None
+        # SpawnSuccessor comes last: the driver answers it with an input.
+        return S.OVERLAPPING, [*before, ev.SpawnSuccessor()]
+    return S.RESTARTING, [*before, *_stop_serving(job)]
+
+
+def _drop_successor(job: Job) -> ev.Action:
+    job.successor_pid = job.successor_started_at = None
+    return ev.DropSuccessor(job.config.stop_signal, job.config.stop_timeout)
+
+
+def _arm_watchdog(job: Job, at: Moment) -> list[ev.Action]:
+    if job.config.watchdog is None:
+        return []
+    return [ev.SetTimer(ev.Timer.WATCHDOG, at.now + job.config.watchdog)]
+
+
+def _cancel_child_timers() -> list[ev.Action]:
+    return [ev.CancelTimer(ev.Timer.READY), ev.CancelTimer(ev.Timer.WATCHDOG)]
+
+
+def _stop_serving(job: Job) -> list[ev.Action]:
+    """Stop the job's child; its readiness and its pings no longer matter."""
+    return [*_cancel_child_timers(), _stop_child(job)]
+
+
+def _age(job: Job, at: Moment) -> float:
+    return job.uptime(at.now) or 0.0
+
+
+def _ready_timeout(job: Job) -> str:
+    return f"{job.config.ready_timeout:g}s"
+
+
 def _spawn_failed(job: Job, error: str, at: Moment) -> Outcome:
+    job.start_error = f"failed to start: {error}"
     job.last_trigger = Trigger(TriggerKind.EXIT, f"failed to start: {error}", at.wall)
     state, actions = _after_failure(job, at.now)
     return state, [ev.Notice(Level.ERROR, f"failed to start: {error}"), *actions]
@@ -230,7 +426,7 @@ def _spawn(job: Job, trigger: Trigger | None, *before: ev.Action) -> Outcome:
     if trigger is not None:
         job.last_trigger = trigger
     job.starts += 1
-    job.next_trigger = None
+    job.next_trigger = job.start_error = None
     return S.STARTING, [*before, ev.Spawn()]
 
 
@@ -264,8 +460,7 @@ def _act_on(job: Job, trigger: Trigger) -> Outcome:
     job.next_trigger = trigger
     if job.config.before_restart:
         return S.BUILDING, [ev.RunBeforeRestart()]
-    notice = ev.Notice(Level.INFO, f"{trigger.detail} changed; restarting")
-    return S.RESTARTING, [notice, _stop_child(job)]
+    return _replace_child(job, ev.Notice(Level.INFO, f"{trigger.detail} changed; restarting"))
 
 
 def _child_gone(job: Job, returncode: int, now: float) -> str:
