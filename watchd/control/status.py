@@ -52,6 +52,34 @@ class TriggerRecord:
 
 
 @dataclass(frozen=True)
+class HealthRecord:
+    """The serving child's health checks so far (SPEC §10 ``health``)."""
+
+    ok: bool | None = None  # the last check passed; None before the first
+    failures: int = 0  # in a row
+    detail: str | None = None  # why the last check failed
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failures": self.failures, "detail": self.detail}
+
+    @classmethod
+    def from_wire(cls, body: object, where: str) -> HealthRecord | None:
+        if body is None:
+            return None
+        fields = _mapping(body, "health")
+        ok = fields.get("ok")
+        if ok is not None and not isinstance(ok, bool):
+            raise ProtocolError(
+                f'malformed reply from watchd: {where}: "health.ok" must be true, false or null'
+            )
+        return cls(
+            ok,
+            _optional(fields, "failures", int, where) or 0,
+            _optional(fields, "detail", str, where),
+        )
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """One job as ``watchctl status`` shows it (SPEC §4 words in ``state``)."""
 
@@ -73,6 +101,9 @@ class JobStatus:
     limits: tuple[tuple[str, float], ...] = ()  # (key, value): memory bytes, tasks, cpu share
     limit_warnings: tuple[str, ...] = ()  # FILE:LINE:COL: warning: limits.KEY: not enforced…
     held_by: str | None = None  # "watchctl" or a version-control lock's path: changes held
+    ready: bool | None = None  # None: the job has no readiness check (SPEC §14)
+    status_text: str | None = None  # the child's last STATUS=
+    health: HealthRecord | None = None  # None: the job has no health check (or no child yet)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -94,6 +125,9 @@ class JobStatus:
             "limit_warnings": list(self.limit_warnings),
             "held": self.held,
             "held_by": self.held_by,
+            "ready": self.ready,
+            "status_text": self.status_text,
+            "health": None if self.health is None else self.health.to_wire(),
         }
 
     @property
@@ -139,6 +173,9 @@ class JobStatus:
             limits=tuple((str(key), value) for key, value in limits.items()),
             limit_warnings=tuple(warnings),
             held_by=_optional(fields, "held_by", str, where),
+            ready=_optional_bool(fields, "ready", where),
+            status_text=_optional(fields, "status_text", str, where),
+            health=HealthRecord.from_wire(fields.get("health"), where),
         )
 
 
@@ -183,6 +220,13 @@ def _text(fields: Mapping[str, Any], key: str, where: str) -> str:
     value = fields.get(key)
     if not isinstance(value, str):
         raise ProtocolError(f'malformed reply from watchd: {where}: "{key}" must be text')
+    return value
+
+
+def _optional_bool(fields: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = fields.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ProtocolError(f'malformed reply from watchd: {where}: "{key}" must be true or false')
     return value
 
 

@@ -61,6 +61,7 @@ class SpawnSpec:
     death_signal: signal.Signals | None = signal.SIGKILL
     fds: tuple[int, ...] = ()  # become 3, 4, … with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID
     fd_names: tuple[str, ...] = ()
+    pid_env: tuple[str, ...] = ()  # variables set to the child's own PID (WATCHDOG_PID)
 
 
 def child_environment(extra: Mapping[str, str], user: str | None) -> dict[str, str]:
@@ -275,6 +276,8 @@ def _shim_options(spec: SpawnSpec, status: int) -> list[str]:
         options += [f"pdeathsig={int(spec.death_signal)}", f"ppid={os.getpid()}"]
     if spec.fds:
         options += ["fds=" + ",".join(map(str, spec.fds)), "fdnames=" + ":".join(spec.fd_names)]
+    if spec.pid_env:
+        options.append("pidenv=" + ",".join(spec.pid_env))
     return options
 
 

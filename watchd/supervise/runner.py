@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -12,22 +13,33 @@ from dataclasses import replace
 from typing import Any
 
 from watchd.config.model import JobConfig
-from watchd.control.status import JobStatus, TriggerRecord
+from watchd.control.status import HealthRecord, JobStatus, TriggerRecord
 from watchd.log import JobOutput
 from watchd.supervise import events as ev
+from watchd.supervise import probes
 from watchd.supervise.cgroup import Hierarchy
 from watchd.supervise.containment import JobContainment
 from watchd.supervise.job import Job, drive
+from watchd.supervise.notify import Message, NotifySocket
 from watchd.supervise.output import OutputBuffer
 from watchd.supervise.process import ChildProcess, SpawnSpec
 from watchd.supervise.sockets import HeldSockets
-from watchd.supervise.states import State
+from watchd.supervise.states import SERVING, State
 from watchd.text import counted
 from watchd.watch.base import Change
 from watchd.watch.choose import WatchHub
 from watchd.watch.jobwatch import JobWatch
 
 log = logging.getLogger("watchd.job")
+
+# A readiness probe is tried again after this, doubling up to the cap, until it passes.
+PROBE_RETRY_FIRST = 0.05
+PROBE_RETRY_MAX = 1.0
+PROBE_TIMEOUT = 2.0  # each try, at most
+# STATUS= text kept per child, at most (a line in the status table).
+MAX_STATUS_TEXT = 200
+# Senders outside the job are logged once each, up to this many per job.
+MAX_LOGGED_STRANGERS = 20
 
 _LEVELS = {
     ev.Level.INFO: logging.INFO,
@@ -55,6 +67,14 @@ class JobRunner:
         self._hub = hub
         self._loop = asyncio.get_running_loop()
         self._child: ChildProcess | None = None
+        self._successor: ChildProcess | None = None  # an overlap's new child, until ready
+        self._retiring: set[ChildProcess] = set()  # old children stopping after a hand-over
+        self._status_text: dict[int, str] = {}  # the last STATUS= of each child, by PID
+        self._health: HealthRecord | None = None  # the serving child's checks so far
+        self._strangers: set[int] = set()
+        self._notify: NotifySocket | None = None
+        if config.ready.kind == "notify" or config.watchdog is not None:
+            self._notify = NotifySocket(self._on_notify)
         self._timers: dict[ev.Timer, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._build: asyncio.Task[None] | None = None  # the before_restart step under way
@@ -89,7 +109,16 @@ class JobRunner:
     async def shutdown(self, detail: str = "watchd stopping") -> None:
         """Stop the child (and its group) and release the watches."""
         self.handle(ev.Stop(detail))
-        await self.wait_until(lambda: self._child is None and self.job.state is State.STOPPED)
+        await self.wait_until(
+            lambda: (
+                self._child is None
+                and self._successor is None
+                and not self._retiring
+                and self.job.state is State.STOPPED
+            )
+        )
+        if self._notify is not None:
+            self._notify.close()
         await self.watch.close()
         for handle in self._timers.values():
             handle.cancel()
@@ -130,6 +159,9 @@ class JobRunner:
             sockets=() if self.sockets is None else tuple(self.sockets.addresses()),
             **self.containment.status(),
             held_by=self.watch.held_by,
+            ready=job.ready,
+            status_text=None if job.pid is None else self._status_text.get(job.pid),
+            health=self._health,
         )
 
     # ---- inputs ---------------------------------------------------------------------
@@ -154,57 +186,240 @@ class JobRunner:
         match action:
             case ev.Spawn():
                 return self._spawn()
+            case ev.SpawnSuccessor() | ev.HandOver() | ev.DropSuccessor() | ev.Promote():
+                return self._overlap(action)
+            case ev.AwaitReady() | ev.WatchHealth():
+                self._watch(action)
+            case ev.RunBeforeRestart() | ev.CancelBeforeRestart():
+                self._before_restart_action(action)
+            case ev.SetTimer() | ev.CancelTimer():
+                self._set_timer(action)
             case ev.StopChild(signal=sig, timeout=timeout):
                 if self._child is not None:
                     self._child.begin_stop(sig, timeout)
             case ev.SignalChild(signal=sig):
                 if self._child is not None:
                     self._child.signal_leader(sig)
-            case ev.RunBeforeRestart():
-                self._build = self._spawn_task(self._run_before_restart())
-            case ev.CancelBeforeRestart():
-                if self._build is not None:
-                    self._build.cancel()
-                    self._build = None
-            case ev.SetTimer(timer=timer, at=at):
-                self._cancel_timer(timer)
-                self._timers[timer] = self._loop.call_at(at, self._timer_fired, timer)
-            case ev.CancelTimer(timer=timer):
-                self._cancel_timer(timer)
             case ev.Notice(level=level, message=message):
                 log.log(_LEVELS[level], "%s: %s", self.name, message)
         return None
 
-    def _spawn(self) -> ev.Input:
+    def _watch(self, action: ev.AwaitReady | ev.WatchHealth) -> None:
+        if isinstance(action, ev.WatchHealth):
+            self._spawn_task(self._watch_health(action.pid))
+        elif self.config.ready.kind == "probe":  # notify: READY=1 comes by itself
+            self._spawn_task(self._probe_ready(action.pid))
+
+    def _before_restart_action(self, action: ev.RunBeforeRestart | ev.CancelBeforeRestart) -> None:
+        if isinstance(action, ev.RunBeforeRestart):
+            self._build = self._spawn_task(self._run_before_restart())
+        elif self._build is not None:
+            self._build.cancel()
+            self._build = None
+
+    def _set_timer(self, action: ev.SetTimer | ev.CancelTimer) -> None:
+        self._cancel_timer(action.timer)
+        if isinstance(action, ev.SetTimer):
+            self._timers[action.timer] = self._loop.call_at(
+                action.at, self._timer_fired, action.timer
+            )
+
+    def _overlap(
+        self, action: ev.SpawnSuccessor | ev.HandOver | ev.DropSuccessor | ev.Promote
+    ) -> ev.Input | None:
+        match action:
+            case ev.SpawnSuccessor():
+                return self._spawn(successor=True)
+            case ev.HandOver(signal=sig, timeout=timeout):
+                old, self._child, self._successor = self._child, self._successor, None
+                if old is not None:
+                    self._retire(old, sig, timeout)
+                self._job_output.pid = None if self._child is None else self._child.pid
+            case ev.DropSuccessor(signal=sig, timeout=timeout):
+                dropped, self._successor = self._successor, None
+                if dropped is not None:
+                    self._retire(dropped, sig, timeout)
+            case ev.Promote():
+                self._child, self._successor = self._successor, None
+                self._job_output.pid = None if self._child is None else self._child.pid
+        return None
+
+    def _spawn(self, successor: bool = False) -> ev.Input:
         try:
-            spec = self._spawn_spec(self.config.command)
-            if self.sockets is not None:
-                newly = not self.sockets.bound
-                spec = replace(spec, fds=self.sockets.fds(), fd_names=self.sockets.names())
-                if newly:
-                    log.info("%s: holding %s", self.name, ", ".join(self.sockets.addresses()))
-            cgroup = self.containment.child_cgroup()
-            if cgroup is not None:
-                spec = replace(spec, cgroup=cgroup.path)
-            child = ChildProcess.spawn(spec, self._on_line)
+            child = ChildProcess.spawn(self._child_spec(), self._on_line)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
-            return ev.SpawnFailed(_spawn_error(error))
+            reason = _spawn_error(error)
+            return ev.SuccessorSpawnFailed(reason) if successor else ev.SpawnFailed(reason)
+        self._spawn_task(self._supervise(child))
+        if successor:
+            self._successor = child
+            old = "-" if self._child is None else self._child.pid
+            log.info("%s: started pid %d beside pid %s", self.name, child.pid, old)
+            return ev.SuccessorSpawned(child.pid)
         self._child = child
         self._job_output.pid = child.pid
         log.info("%s: started pid %d", self.name, child.pid)
-        self._spawn_task(self._supervise(child))
         return ev.Spawned(child.pid)
+
+    def _child_spec(self) -> SpawnSpec:
+        config = self.config
+        spec = self._spawn_spec(config.command)
+        env = dict(spec.env)
+        if self._notify is not None:
+            env["NOTIFY_SOCKET"] = self._notify.address
+        pid_env: tuple[str, ...] = ()
+        if config.watchdog is not None:
+            env["WATCHDOG_USEC"] = str(round(config.watchdog * 1_000_000))
+            pid_env = ("WATCHDOG_PID",)
+        spec = replace(spec, env=env, pid_env=pid_env)
+        if self.sockets is not None:
+            newly = not self.sockets.bound
+            spec = replace(spec, fds=self.sockets.fds(), fd_names=self.sockets.names())
+            if newly:
+                log.info("%s: holding %s", self.name, ", ".join(self.sockets.addresses()))
+        cgroup = self.containment.child_cgroup()  # one per child: overlaps have two
+        if cgroup is not None:
+            spec = replace(spec, cgroup=cgroup.path)
+        return spec
 
     async def _supervise(self, child: ChildProcess) -> None:
         oom_before = self.containment.oom_kills()
         # Returns once the child's whole cgroup is empty: only then may the next one start.
         returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
-        self._child = None
         if child.cgroup is not None:
             child.cgroup.remove()
         oom = self.containment.oom_kills() > oom_before
+        self._status_text.pop(child.pid, None)
         error = None if child.exec_error is None else _spawn_error(child.exec_error)
-        self.handle(ev.Exited(returncode, error, oom))
+        if child is self._child:
+            self._child = None
+            self.handle(ev.Exited(returncode, error, oom))
+        elif child is self._successor:
+            self._successor = None
+            self.handle(ev.SuccessorExited(returncode, error))
+        else:
+            self._retiring.discard(child)
+            how = ev.describe_exit(returncode)
+            log.info("%s: old child pid %d stopped (%s)", self.name, child.pid, how)
+            self._state_changed.set()
+
+    def _retire(self, child: ChildProcess, sig: Any, timeout: float) -> None:
+        """Stop a child that is no longer the job's; its exit is only logged."""
+        self._retiring.add(child)
+        child.begin_stop(sig, timeout)
+
+    # ---- readiness and health -------------------------------------------------------
+
+    def _awaiting(self, pid: int) -> bool:
+        """Whether the job waits for child *pid* to get ready."""
+        job = self.job
+        if job.state is State.AWAITING_READY:
+            return job.pid == pid
+        return job.state is State.OVERLAPPING and job.successor_pid == pid
+
+    async def _probe_ready(self, pid: int) -> None:
+        probe = self.config.ready.probe
+        assert probe is not None
+        delay = PROBE_RETRY_FIRST
+        while self._awaiting(pid):
+            timeout = min(PROBE_TIMEOUT, self.config.ready_timeout)
+            reason = await probes.check(probe, timeout, self._run_probe_command)
+            if not self._awaiting(pid):
+                return
+            if reason is None:
+                self.handle(ev.Ready(f"{probe.describe()} passed"))
+                return
+            log.debug("%s: not ready yet (%s: %s)", self.name, probe.describe(), reason)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, PROBE_RETRY_MAX)
+
+    async def _watch_health(self, pid: int) -> None:
+        health = self.config.health
+        assert health is not None
+        failures = 0
+        self._health = HealthRecord()
+
+        def serving() -> bool:
+            return self.job.pid == pid and self.job.state in SERVING
+
+        while serving():
+            await asyncio.sleep(health.interval)
+            if self.job.state is State.OVERLAPPING:
+                continue  # its replacement is on the way
+            if not serving():
+                return
+            reason = await probes.check(health.probe, health.timeout, self._run_probe_command)
+            if not serving():
+                return
+            failures = 0 if reason is None else failures + 1
+            self._health = HealthRecord(reason is None, failures, reason)
+            if reason is None:
+                continue
+            log.warning(
+                "%s: health check failed (%d of %d): %s: %s",
+                self.name,
+                failures,
+                health.retries,
+                health.probe.describe(),
+                reason,
+            )
+            if failures >= health.retries:
+                self.handle(ev.HealthFailed(f"{reason} ({failures} in a row)"))
+                return
+
+    async def _run_probe_command(self, argv: tuple[str, ...], timeout: float) -> str | None:
+        try:
+            child = ChildProcess.spawn(self._spawn_spec(argv), JobOutput(self.name, "probe").line)
+        except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+            return _spawn_error(error)
+        try:
+            await asyncio.wait_for(child.wait(), timeout)
+        except TimeoutError:
+            await self._stop(child)
+            return f"no answer within {timeout:g}s"
+        except asyncio.CancelledError:
+            await self._stop(child)
+            raise
+        returncode = await child.finish(self.config.stop_signal, self.config.stop_timeout)
+        if child.exec_error is not None:
+            return _spawn_error(child.exec_error)
+        return None if returncode == 0 else ev.describe_exit(returncode)
+
+    def _on_notify(self, message: Message) -> None:
+        child = self._sender(message.pid)
+        if child is None:
+            if len(self._strangers) < MAX_LOGGED_STRANGERS and message.pid not in self._strangers:
+                self._strangers.add(message.pid)
+                log.warning(
+                    "%s: ignored a notify message from pid %d, which is not one of this "
+                    "job's processes",
+                    self.name,
+                    message.pid,
+                )
+            return
+        fields = message.fields
+        if "STATUS" in fields:
+            self._status_text[child.pid] = fields["STATUS"][:MAX_STATUS_TEXT]
+        if fields.get("READY") == "1" and self._awaiting(child.pid):
+            self.handle(ev.Ready("READY=1"))
+        if child.pid == self.job.pid:
+            if fields.get("WATCHDOG") == "1":
+                self.handle(ev.WatchdogPing())
+            elif fields.get("WATCHDOG") == "trigger":
+                self.handle(ev.WatchdogExpired())
+
+    def _sender(self, pid: int) -> ChildProcess | None:
+        """The child whose session *pid* belongs to (each child leads its own)."""
+        if pid <= 0:
+            return None
+        try:
+            session = os.getsid(pid)
+        except OSError:
+            return None  # already gone: it cannot be told apart from a stranger
+        for child in (self._child, self._successor):
+            if child is not None and session == child.pid:
+                return child
+        return None
 
     async def _run_before_restart(self) -> None:
         done = await self._before_restart()

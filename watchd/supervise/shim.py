@@ -11,6 +11,8 @@ site: it must start fast and must not import watchd). In this order, before ``ex
   already gone;
 - ``fds=A,B`` with ``fdnames=a:b``: the inherited fds A, B… become 3, 4…, with
   ``LISTEN_FDS``, ``LISTEN_FDNAMES`` and ``LISTEN_PID`` (this process, which exec keeps);
+- ``pidenv=NAME,NAME``: set each variable to this process's PID, which exec keeps (for
+  ``WATCHDOG_PID``, which sd_watchdog_enabled(3) compares with the caller's own PID);
 - ``status=N``: a pipe, close-on-exec here, so the parent reads end-of-file when exec
   succeeds, or ``STEP NUL ERRNO NUL FILENAME`` when a step failed (then exit 127).
 """
@@ -50,6 +52,8 @@ def main(args: list[str]) -> None:
                 os._exit(EXEC_FAILED)  # the parent died before the signal was armed
         step = "fds"
         status = _pass_fds(options, status)
+        for name in filter(None, options.get("pidenv", "").split(",")):
+            os.environ[name] = str(os.getpid())
         step, filename = "exec", argv[0]
         os.set_inheritable(status, False)
         os.execvp(argv[0], argv)
