@@ -130,7 +130,18 @@ def _jobs(reply: dict[str, Any]) -> list[JobStatus]:
 
 
 def format_table(jobs: Sequence[JobStatus]) -> str:
-    header = ("JOB", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST TRIGGER", "WATCH")
+    header = (
+        "JOB",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "MEM",
+        "CPU",
+        "LAST TRIGGER",
+        "WATCH",
+        "STATUS",
+    )
     rows = [header] + [_row(job) for job in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = []
@@ -157,6 +168,7 @@ def _row(job: JobStatus) -> tuple[str, ...]:
         "-" if job.cpu_seconds is None else format_duration(job.cpu_seconds),
         _trigger(job.last_trigger),
         watch,
+        job.status_text or "-",  # the child's own STATUS= line
     )
 
 

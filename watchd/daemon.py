@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from watchd.config.diff import diff_jobs
 from watchd.config.loader import load_config
@@ -26,7 +27,7 @@ from watchd.supervise.process import OWN_PIDS
 from watchd.supervise.reaper import OrphanReaper, become_subreaper
 from watchd.supervise.runner import JobRunner
 from watchd.supervise.sockets import HeldSockets
-from watchd.supervise.states import TRANSIENT
+from watchd.supervise.states import TRANSIENT, StatusWord
 from watchd.systemd import Notifier
 from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
@@ -86,6 +87,7 @@ class Daemon:
             await self._contain()
             await self._watch_config_files()
             await self._start_jobs(self.config.jobs)
+            await self._wait_for_readiness()
             self.ready.set()
             log.info("ready: %s", self.summary())
             self._notifier.ready(self.summary())
@@ -153,14 +155,15 @@ class Daemon:
     def job_status(self, names: Sequence[str]) -> list[JobStatus]:
         return [self.runners[name].status() for name in names if name in self.runners]
 
-    async def control_jobs(self, command: str, names: Sequence[str]) -> None:
-        """Start, stop or restart jobs; return once each has settled (or its stop timed out).
-        Hold or release their changes."""
+    async def control_jobs(self, command: str, names: Sequence[str]) -> list[str]:
+        """Start, stop or restart jobs; return once each has settled (a started job is ready
+        or has failed; a stop may time out), with what went wrong, a line per job. Hold or
+        release their changes."""
         if command in ("hold", "release"):
             for name in names:
                 watch = self.runners[name].watch
                 watch.hold() if command == "hold" else watch.release()
-            return
+            return []
         events: dict[str, Start | Stop | Restart] = {
             "start": Start(TriggerKind.MANUAL, "started by watchctl"),
             "stop": Stop("stopped by watchctl"),
@@ -168,9 +171,14 @@ class Daemon:
         }
         event = events[command]
         runners = [self.runners[name] for name in names if name in self.runners]
+        starts = {runner.name: runner.job.starts for runner in runners}
         for runner in runners:
             runner.handle(event)
         await asyncio.gather(*(_settle(runner) for runner in runners))
+        if command == "stop":
+            return []
+        problems = (_start_problem(runner, starts[runner.name]) for runner in runners)
+        return [problem for problem in problems if problem is not None]
 
     def log_tail(self, name: str, lines: int | None) -> list[str]:
         return self.runners[name].output.tail(lines)
@@ -277,6 +285,23 @@ class Daemon:
 
     # ---- jobs -----------------------------------------------------------------------
 
+    async def _wait_for_readiness(self) -> None:
+        """Until every job that checks readiness is ready or has failed (bounded by the
+        jobs' own timeouts), or a stop is requested."""
+        runners = [runner for runner in self.runners.values() if runner.job.checks_readiness]
+        if not runners:
+            return
+        log.info("waiting for %s to get ready", counted(len(runners), "job"))
+        bound = max(_settle_timeout(runner) for runner in runners)
+        settled: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(_settle(r) for r in runners))
+        )
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop_requested.wait())
+        await asyncio.wait({settled, stop}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (settled, stop):
+            waiter.cancel()
+        await asyncio.gather(settled, stop, return_exceptions=True)
+
     async def _start_jobs(self, jobs: Iterable[JobConfig], detail: str = "job started") -> None:
         await self._start_runners([self._runner(job) for job in jobs], detail)
 
@@ -338,9 +363,27 @@ class Daemon:
         task.add_done_callback(self._background.discard)
 
 
+def _settle_timeout(runner: JobRunner) -> float:
+    """Long enough for a stop, a start that gets ready (or times out), and its stop."""
+    config = runner.config
+    return 2 * config.stop_timeout + config.ready_timeout + 10
+
+
 async def _settle(runner: JobRunner) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(
-            runner.wait_until(lambda: runner.job.state not in TRANSIENT),
-            runner.config.stop_timeout + 10,
+            runner.wait_until(lambda: runner.job.state not in TRANSIENT), _settle_timeout(runner)
         )
+
+
+def _start_problem(runner: JobRunner, starts_before: int) -> str | None:
+    """Why a start or restart just asked for did not leave the job serving, if it did not."""
+    job = runner.job
+    if job.state in TRANSIENT:
+        return f"{runner.name}: still {job.word.value} after {_settle_timeout(runner):g}s"
+    if job.word in (StatusWord.BACKOFF, StatusWord.FAILED):
+        why = "" if job.last_trigger is None else f" ({job.last_trigger.detail})"
+        return f"{runner.name}: {job.word.value}{why}"
+    if job.start_error is not None and job.starts != starts_before:
+        return f"{runner.name}: {job.start_error}"
+    return None

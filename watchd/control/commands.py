@@ -27,7 +27,7 @@ class Controlled(Protocol):
 
     def summary(self) -> str: ...
 
-    async def control_jobs(self, command: str, names: Sequence[str]) -> None: ...
+    async def control_jobs(self, command: str, names: Sequence[str]) -> list[str]: ...
 
     async def reload(self, why: str) -> bool: ...
 
@@ -53,8 +53,12 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
         case "status":
             await reply.send(_status(daemon, request.jobs or known))
         case "start" | "stop" | "restart":
-            await daemon.control_jobs(request.command, request.jobs)
-            await reply.send({"ok": True, "jobs": _wire(daemon.job_status(request.jobs))})
+            problems = await daemon.control_jobs(request.command, request.jobs)
+            jobs = _wire(daemon.job_status(request.jobs))
+            if problems:  # a job that failed to start, or to get ready
+                await reply.send(error_reply("\n".join(problems), jobs=jobs))
+            else:
+                await reply.send({"ok": True, "jobs": jobs})
         case "hold" | "release":  # no job named: every job
             names = request.jobs or tuple(known)
             await daemon.control_jobs(request.command, names)
