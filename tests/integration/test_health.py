@@ -57,7 +57,7 @@ def test_a_child_whose_watchdog_pings_stop_is_restarted(tmp_path: Path) -> None:
         "--ping-until",
         str(hung),
         ready="notify",
-        watchdog="1s",
+        watchdog="3s",  # pinged every 1.5s: a loaded machine may delay one a little
         sockets=[{"tcp": "127.0.0.1:0"}],
     )
     with running_daemon(tmp_path) as daemon:
@@ -65,15 +65,15 @@ def test_a_child_whose_watchdog_pings_stop_is_restarted(tmp_path: Path) -> None:
         daemon.start()
         (first,) = wait_serving(record, 1)
         env = environment_of(first)
-        assert (env["WATCHDOG_USEC"], env["WATCHDOG_PID"]) == ("1000000", str(first))
+        assert (env["WATCHDOG_USEC"], env["WATCHDOG_PID"]) == ("3000000", str(first))
         # Pinging at half the interval keeps it running well past the interval.
-        wait_until(lambda: (daemon.job("web")["uptime"] or 0) > 3, "three intervals of pings")
+        wait_until(lambda: (daemon.job("web")["uptime"] or 0) > 7, "two intervals of pings", 30)
         assert daemon.job("web")["pid"] == first
         assert "WATCHDOG=1" not in daemon.log()
         hung.touch()  # this child stops pinging; the next one too: it stays failing
-        daemon.wait_log("web: no WATCHDOG=1 within 1s; restarting it")
+        daemon.wait_log("web: no WATCHDOG=1 within 3s; restarting it")
         wait_serving(record, 2)
         assert [int(row[1]) for row in record.events("signal")][:1] == [first]
         trigger = daemon.job("web")["last_trigger"]
         assert trigger is not None
-        assert (trigger["kind"], trigger["detail"]) == ("watchdog", "no WATCHDOG=1 within 1s")
+        assert (trigger["kind"], trigger["detail"]) == ("watchdog", "no WATCHDOG=1 within 3s")

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watchd.control.protocol import ProtocolError
-from watchd.control.status import JobStatus, TriggerRecord, summary_line
+from watchd.control.status import HealthRecord, JobStatus, TriggerRecord, summary_line
 from watchd.ctl import format_table
 from watchd.supervise.states import StatusWord
 
@@ -35,6 +35,15 @@ statuses = st.builds(
         st.sampled_from(["memory", "tasks", "cpu"]), st.integers(1, 2**40) | st.floats(0.01, 64)
     ).map(lambda limits: tuple(limits.items())),
     limit_warnings=st.lists(texts, max_size=3).map(tuple),
+    ready=st.none() | st.booleans(),
+    status_text=st.none() | texts,
+    health=st.none()
+    | st.builds(
+        HealthRecord,
+        ok=st.none() | st.booleans(),
+        failures=st.integers(0, 100),
+        detail=st.none() | texts,
+    ),
 )
 
 
@@ -60,6 +69,9 @@ def test_keys_a_newer_daemon_adds_are_ignored_and_missing_ones_take_defaults() -
         ({"name": "web", "state": "running", "last_trigger": {"kind": 1}}, '"kind" must be text'),
         ({"name": "web", "state": "running", "limits": {"memory": "1G"}}, '"limits" must map'),
         ({"name": "web", "state": "running", "limit_warnings": "x"}, '"limit_warnings" must be'),
+        ({"name": "web", "state": "running", "ready": "yes"}, '"ready" must be true or false'),
+        ({"name": "web", "state": "running", "status_text": 3}, '"status_text" must be str'),
+        ({"name": "web", "state": "running", "health": {"ok": 1}}, '"health.ok" must be true'),
     ],
 )
 def test_a_malformed_status_is_a_clear_protocol_error(body: object, complaint: str) -> None:
@@ -95,6 +107,8 @@ def test_the_table_shows_each_field_of_the_record() -> None:
         watched_paths=12,
         memory_bytes=43_515_904,
         cpu_seconds=0.25,
+        ready=True,
+        status_text="serving 4 workers",
     )
     header, row = format_table([job]).splitlines()
     assert header.split() == [
@@ -108,7 +122,9 @@ def test_the_table_shows_each_field_of_the_record() -> None:
         "LAST",
         "TRIGGER",
         "WATCH",
+        "STATUS",
     ]
     assert row.split()[:7] == ["web", "running", "4242", "1m15s", "3", "41.5M", "250ms"]
     assert "change: src/app.py (Jan 02 03:04)" in row
-    assert row.endswith("inotify, 12 paths")
+    assert "inotify, 12 paths  serving 4 workers" in row
+    assert row.endswith("serving 4 workers")
