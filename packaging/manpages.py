@@ -320,6 +320,7 @@ def pages(markdown: str) -> list[Page]:
                 "How it behaves",
                 "Running under systemd",
                 "Running as your own user",
+                "In a container",
             ],
         ),
         ".SH FILES",
@@ -342,8 +343,12 @@ def pages(markdown: str) -> list[Page]:
         ".SH EXIT STATUS",
         ".TP",
         "0",
-        r"Stopped by \fBSIGTERM\fR or \fBSIGINT\fR after stopping every job; \fBcheck\fR: "
-        "the config is valid.",
+        r"Stopped by \fBSIGTERM\fR or \fBSIGINT\fR after every job stopped cleanly; "
+        r"\fBcheck\fR: the config is valid.",
+        ".TP",
+        "N",
+        r"\fBrun\fR: a job did not stop cleanly; N is its exit status, or 128 + the signal "
+        "that ended it (see IN A CONTAINER).",
         ".TP",
         "1",
         r"\fBcheck\fR: the config has errors.",

@@ -17,6 +17,7 @@ from watchd.errors import ConfigError
 from watchd.log import setup_logging, shutdown_logging
 from watchd.paths import default_config
 from watchd.rlimits import raise_open_files_limit
+from watchd.supervise import pid1
 from watchd.supervise.containment import check_warnings
 from watchd.text import counted
 
@@ -63,6 +64,8 @@ def check(config_path: Path) -> int:
 
 
 def run(config_path: Path) -> int:
+    if pid1.is_init():
+        pid1.stop_before_start()
     try:
         config = load_config(config_path)
     except ConfigError as error:

@@ -20,7 +20,7 @@ from watchd.control.status import JobStatus, summary_line
 from watchd.errors import ConfigError
 from watchd.log import set_level
 from watchd.offloop import off_loop
-from watchd.supervise import cgroup
+from watchd.supervise import cgroup, pid1
 from watchd.supervise.cgroup import Hierarchy
 from watchd.supervise.events import Restart, Start, Stop, TriggerKind
 from watchd.supervise.process import OWN_PIDS
@@ -72,7 +72,10 @@ class Daemon:
         """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
         loop = asyncio.get_running_loop()
         become_subreaper()
+        if pid1.is_init() and pid1.proc_is_foreign():
+            log.warning("PID 1 without a /proc of its own: orphans will not be reaped")
         reaper = OrphanReaper(OWN_PIDS)
+        status = 0
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
@@ -97,15 +100,19 @@ class Daemon:
             self._notifier.stopping()
         finally:
             await control.close()
-            await self._shutdown()
+            status = await self._shutdown()
+            if pid1.is_init():
+                await pid1.end_leftovers(self._longest_stop_timeout())
             self._notifier.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             reaper.close()
             if isinstance(self.containment, Hierarchy):
                 self.containment.close()
-        log.info("stopped")
-        return 0
+            if pid1.is_init():
+                pid1.reap_all()
+        log.info("stopped" if status == 0 else f"stopped; exit status {status}")
+        return status
 
     async def _contain(self) -> None:
         """Claim a cgroup subtree (the same one a killed watchd with this control socket
@@ -341,21 +348,29 @@ class Daemon:
             if held is not None:
                 held.close()
 
-    async def _stop_jobs(self, names: Iterable[str], detail: str) -> None:
+    async def _stop_jobs(self, names: Iterable[str], detail: str) -> int:
+        """Stop the jobs; return the exit status that says how they stopped."""
         runners = [self.runners.pop(name) for name in names if name in self.runners]
-        await asyncio.gather(*(runner.shutdown(detail) for runner in runners))
+        ends = await asyncio.gather(*(runner.shutdown(detail) for runner in runners))
+        return pid1.stop_status(
+            (end, runner.config.stop_signal) for end, runner in zip(ends, runners, strict=True)
+        )
 
-    async def _shutdown(self) -> None:
+    def _longest_stop_timeout(self) -> float:
+        return max((job.stop_timeout for job in self.config.jobs), default=10.0)
+
+    async def _shutdown(self) -> int:
         if self._config_timer is not None:
             self._config_timer.cancel()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self._stop_jobs(list(self.runners), "watchd stopping")
+        status = await self._stop_jobs(list(self.runners), "watchd stopping")
         self._release_sockets(list(self._held))
         if self._config_watch is not None:
             await self._config_watch.close()
         await self._hub.close()
+        return status
 
     def _in_background(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -183,6 +183,11 @@ class ChildProcess:
         if not self._exited.done():
             self._exited.set_result(returncode)
 
+    @property
+    def returncode(self) -> int | None:
+        """The leader's return code once it has exited (negative: killed by a signal)."""
+        return self._exited.result() if self._exited.done() else None
+
     async def wait(self) -> int:
         """Wait for the leader to exit; return its returncode (negative: killed by signal)."""
         return await asyncio.shield(self._exited)

@@ -106,8 +106,10 @@ class JobRunner:
     def start(self, detail: str = "job started") -> None:
         self.handle(ev.Start(ev.TriggerKind.CONFIG, detail))
 
-    async def shutdown(self, detail: str = "watchd stopping") -> None:
-        """Stop the child (and its group) and release the watches."""
+    async def shutdown(self, detail: str = "watchd stopping") -> int | None:
+        """Stop the child (and its group) and release the watches; return the stopped
+        child's return code (None if no child was running)."""
+        stopped = self._child
         self.handle(ev.Stop(detail))
         await self.wait_until(
             lambda: (
@@ -127,6 +129,7 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.containment.close()
+        return None if stopped is None else stopped.returncode
 
     async def wait_until(self, predicate: Any) -> None:
         while not predicate():
