@@ -26,7 +26,7 @@ from hypothesis import seed as fixed_seed
 from hypothesis import strategies as st
 
 from watchd.config.jobs import JOB_KEYS, WATCH_VALUES
-from watchd.config.loader import CONTROL_KEYS, MAIN_KEYS, load_config
+from watchd.config.loader import CONTROL_KEYS, LOADER_FAULT, MAIN_KEYS, load_config
 from watchd.config.model import DaemonConfig, JobConfig
 from watchd.errors import ConfigError
 
@@ -303,6 +303,8 @@ def check_refused(error: ConfigError) -> None:
         _expect(line.isprintable(), "error line with control characters", line)
     for issue in error.issues:
         _expect(issue.line >= 1 and issue.column >= 1, "issue without LINE:COL", str(issue))
+        # The loader's last resort for a fault of its own: a bug, even though it is reported.
+        _expect(not issue.message.startswith(LOADER_FAULT), "loader fault", issue.message)
 
 
 def load_and_check(directory: Path, files: Files) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from watchd.config import bounds
+from watchd.config import bounds, jobs
 from watchd.config.loader import load_config
 from watchd.errors import ConfigError
 
@@ -152,3 +152,17 @@ def test_a_shell_command_and_its_env_beyond_arg_max_are_refused(tmp_path: Path) 
 def test_a_file_too_large_to_be_a_config_is_refused_unread(tmp_path: Path) -> None:
     data = b"jobs: {}\n" + b"#" * bounds.FILE_BYTES_MAX
     assert refused(tmp_path, data) == ["jobs.d/web.yaml: larger than 16 MiB; not a config"]
+
+
+def test_a_fault_in_the_loader_is_still_a_config_error_with_a_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fault that no input can cause today, so it is made: the parser of one key breaks.
+    def broken(node: object) -> float:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(jobs.JOB_VALUES, "stop_timeout", broken)
+    lines = refused(tmp_path, job("stop_timeout: 5s"))
+    assert len(lines) == 1 and lines[0].startswith(
+        "watchd.yaml:1:1: cannot read the config: ZeroDivisionError: division by zero (at "
+    ), lines

@@ -68,12 +68,23 @@ def test_bad_limits_are_each_reported_at_their_value(tmp_path: Path) -> None:
     found = errors(tmp_path, "{memory: lots, tasks: 0, cpu: 0.5, swap: 1G}")
     assert found[:4] == [
         'jobs.d/web.yaml:4:22: jobs.web.limits.memory: expected a size like "512M" or "2G" '
-        '(bytes if bare), got "lots"',
-        "jobs.d/web.yaml:4:35: jobs.web.limits.tasks: expected a whole number of 1 or more, got 0",
-        "jobs.d/web.yaml:4:43: jobs.web.limits.cpu: expected a share of one CPU of 1% or more "
+        '(bytes if bare), at most 1024T, got "lots"',
+        "jobs.d/web.yaml:4:35: jobs.web.limits.tasks: expected a whole number from 1 to 4194304, "
+        "got 0",
+        "jobs.d/web.yaml:4:43: jobs.web.limits.cpu: expected a share of CPU from 1% to 100000% "
         'like "50%", got 0.5',
         "jobs.d/web.yaml:4:48: jobs.web.limits.swap: unknown key; expected one of: memory, "
         "tasks, cpu",
+    ]
+
+
+def test_limits_beyond_what_a_machine_has_are_refused(tmp_path: Path) -> None:
+    huge = "9" * 400
+    found = errors(tmp_path, f"{{memory: {huge}G, tasks: {huge[:90]}, cpu: '{huge}%'}}")
+    assert [line.split(": ")[1] for line in found] == [
+        "jobs.web.limits.memory",
+        "jobs.web.limits.tasks",
+        "jobs.web.limits.cpu",
     ]
 
 

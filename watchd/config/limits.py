@@ -20,6 +20,10 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 # The kernel refuses a cpu.max quota below 1 ms per 100 ms period.
 MIN_CPU = 0.01
+# Far above any machine, and below what the kernel's files (and an int of a float) can hold.
+MAX_MEMORY = float(1 << 50)
+MAX_TASKS = 1 << 22  # PID_MAX_LIMIT
+MAX_CPU = 1000.0
 
 
 def position(node: yaml.Node) -> str:
@@ -30,24 +34,30 @@ def position(node: yaml.Node) -> str:
 def memory(node: yaml.Node) -> int:
     text = text_of(node)
     match = _SIZE.match(text or "")
-    if match is None or float(match.group(1)) * _UNITS[match.group(2).upper()] < 1:
-        raise Invalid(f'expected a size like "512M" or "2G" (bytes if bare), got {show(node)}')
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    size = 0.0 if match is None else float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not 1 <= size <= MAX_MEMORY:  # a float: 400 digits are infinite, and refused here
+        raise Invalid(
+            f'expected a size like "512M" or "2G" (bytes if bare), at most 1024T, got {show(node)}'
+        )
+    return int(size)
 
 
 def tasks(node: yaml.Node) -> int:
     value = value_of(node) if isinstance(node, yaml.ScalarNode) else None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise Invalid(f"expected a whole number of 1 or more, got {show(node)}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TASKS:
+        raise Invalid(f"expected a whole number from 1 to {MAX_TASKS}, got {show(node)}")
     return value
 
 
 def cpu(node: yaml.Node) -> float:
     """A share of one CPU: ``50%`` is half of one, ``200%`` two whole CPUs."""
     match = _PERCENT.match(text_of(node) or "")
-    if match is None or float(match.group(1)) / 100 < MIN_CPU:
-        raise Invalid(f'expected a share of one CPU of 1% or more like "50%", got {show(node)}')
-    return float(match.group(1)) / 100
+    share = 0.0 if match is None else float(match.group(1)) / 100
+    if not MIN_CPU <= share <= MAX_CPU:
+        raise Invalid(
+            f'expected a share of CPU from 1% to {MAX_CPU * 100:.0f}% like "50%", got {show(node)}'
+        )
+    return share
 
 
 _PARSERS = {"memory": memory, "tasks": tasks, "cpu": cpu}

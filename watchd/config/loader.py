@@ -6,6 +6,7 @@ column and key for each, so the daemon can keep running what it has.
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ from watchd.config.nodes import (
     compose,
     is_null,
     mapping,
+    printable,
     show,
     shown,
     source_of,
@@ -30,12 +32,21 @@ MAIN_KEYS = ("control", "log_level", "jobs_dir", "defaults", "jobs")
 CONTROL_KEYS = ("socket", "group", "mode")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
+LOADER_FAULT = "cannot read the config: "
 
 
 def load_config(path: Path) -> DaemonConfig:
     """The whole configuration rooted at the main file *path*; raises ConfigError."""
     path = path.absolute()
-    return _Loader(path).load()
+    try:
+        return _Loader(path).load()
+    except ConfigError:
+        raise
+    except Exception as error:  # a fault of the loader's own is reported like any issue
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+        message = f"{LOADER_FAULT}{type(error).__name__}: {error}{where}"
+        raise ConfigError([ConfigIssue(shown(path), 1, 1, "", printable(message))]) from error
 
 
 def job_files(jobs_dir: Path) -> list[Path]:
