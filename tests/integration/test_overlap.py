@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.daemon import Record, running_daemon
-from tests.helpers.load import get
+from tests.helpers.load import Load, get
 from tests.helpers.wait import wait_until
+from tests.integration.test_gunicorn import gunicorn_job, write_app
 from tests.integration.test_sockets import (
     RESTARTS,
     port_of,
@@ -18,6 +19,8 @@ from tests.integration.test_sockets import (
     serving,
     wait_serving,
 )
+
+GUNICORN_RESTARTS = 5
 
 
 def overlap_job(record: Record, tmp_path: Path, *options: str, **settings: Any) -> dict[str, Any]:
@@ -129,3 +132,41 @@ def test_a_new_child_not_ready_in_time_is_dropped_and_the_old_one_serves(tmp_pat
         assert (job_status["state"], job_status["pid"]) == ("running", old)
         assert job_status["last_trigger"]["kind"] == "ready-timeout"
         assert get("127.0.0.1", port_of(daemon, "web"), 10) == str(old)
+
+
+def test_gunicorn_unmodified_gets_ready_by_notify_and_overlaps_without_a_failure(
+    tmp_path: Path,
+) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    write_app(app_dir, 0)
+    job = gunicorn_job(
+        app_dir,
+        sockets=[{"tcp": "127.0.0.1:0", "name": "http"}],
+        ready="notify",
+        restart_mode="overlap",
+    )
+    with running_daemon(tmp_path) as daemon:
+        daemon.write_jobs("web.yaml", {"web": job})
+        daemon.start()  # watchd is ready once gunicorn said READY=1
+        status = daemon.job("web")
+        assert (status["state"], status["ready"]) == ("running", True)
+        assert status["status_text"] == "Gunicorn arbiter booted"
+        masters = [status["pid"]]
+        port = port_of(daemon, "web")
+        with Load(port, clients=4) as load:
+            wait_until(lambda: load.ok > 0, "a first answer")
+            for version in range(1, GUNICORN_RESTARTS + 1):
+                write_app(app_dir, version)
+                masters.append(
+                    wait_until(
+                        lambda: (pid := daemon.job("web")["pid"]) != masters[-1] and pid,
+                        "the new master to take over",
+                    )
+                )
+                wait_until(
+                    lambda: load.served_by[str(masters[-1])] > 0, "an answer from the new master"
+                )
+        assert load.failures == 0, load.errors
+        assert daemon.job("web")["restarts"] == GUNICORN_RESTARTS
+        assert f"stopping the old child, pid {masters[-2]}" in daemon.log()

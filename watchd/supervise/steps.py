@@ -193,13 +193,13 @@ def child_exited(job: Job, event: ev.Input, at: Moment) -> Outcome:
     if event.exec_error is not None:  # it never ran: a spawn failure
         state, more = _spawn_failed(job, event.exec_error, at)
         return state, [*actions, *more]
-    if before_ready:
-        how += " before it was ready"
-        job.start_error = f"child {how}"
     level = Level.INFO if event.returncode == 0 else Level.WARNING
     kind = TriggerKind.EXIT
     if event.oom_killed and event.returncode != 0:
         kind, how = TriggerKind.OOM, f"{how} by the OOM killer (limits.memory)"
+    if before_ready:
+        how += " before it was ready"
+        job.start_error = f"child {how}"
     actions.append(ev.Notice(level, f"child {how}"))
     job.last_trigger = Trigger(kind, how, at.wall)
     state, more = _after_unexpected_exit(job, event.returncode, at.now)
