@@ -276,6 +276,14 @@ def _notes(sizes: Sizes) -> dict[str, str]:
             " modules. WatchdReloader runs on watchd's venv, the others on the peers' (the"
             " same Django release)."
         ),
+        "scale": (
+            f"{sizes.scale_files:,} files, 20 to a directory; watchd and watchfiles one after"
+            " the other on the same tree. *first change acted on*: from launch, once the tool"
+            " is up (watchd: `READY=1`; watchfiles: its first child started), a file is touched"
+            " every 0.5 s until the child is restarted; a tool still setting up its watches"
+            " misses them. Peak RSS (VmHWM) and CPU over"
+            f" {sizes.idle_window:g} s of idle after that."
+        ),
     }
 
 

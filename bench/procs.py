@@ -111,6 +111,16 @@ def peak_rss_mb(pids: Iterable[int]) -> float:
     return total / 1024
 
 
+def current_rss_mb(pids: Iterable[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
 def inotify_usage(pids: Iterable[int]) -> tuple[int, int]:
     """(inotify instances, inotify watches) held by *pids*."""
     instances = watches = 0

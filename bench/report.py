@@ -352,6 +352,35 @@ def django_reload(results: list[Result]) -> list[str]:
     )
 
 
+def scale(results: list[Result]) -> list[str]:
+    rows = _grouped(results, "scale", "tool")
+    return _table(
+        [
+            "tool",
+            "files / directories",
+            "launch → ready (ms)",
+            "launch → first change acted on (ms)",
+            "inotify watches",
+            "peak RSS (MB)",
+            "RSS after idle (MB)",
+            "idle CPU (% of one core)",
+        ],
+        [
+            [
+                tool,
+                f"{g[0]['files']:,} / {g[0]['directories']:,}",
+                _ms(g[0]["ready_ms"]),
+                _ms(g[0]["change_acted_on_ms"]),
+                f"{g[0]['inotify_watches']:,}",
+                f"{g[0]['peak_rss_mb']:.1f}",
+                f"{g[0]['rss_mb']:.1f}",
+                _cpu(g[0]),
+            ]
+            for (tool,), g in rows.items()
+        ],
+    )
+
+
 SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("latency", "1. Latency: a one-byte append to a random watched file", latency),
     ("idle", "2. Idle cost: nothing changes for the whole window", idle),
@@ -362,6 +391,7 @@ SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("hot_reload", "7. Hot reload: a new job file saved into jobs_dir", hot_reload),
     ("downtime", "8. Downtime: restarts of a server under continuous load", downtime),
     ("django_reload", "9. Django: runserver's reloaders on a 200-module project", django_reload),
+    ("scale", "10. A million files: memory and readiness", scale),
 ]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from typing import Any
 
 Result = dict[str, Any]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 Verdict = tuple[str, str, bool | None]  # target, measured, met (None: not measured)
 
 
@@ -115,6 +117,41 @@ def check(results: list[Result]) -> list[Verdict]:
                     and r["restarts"] >= 50,
                 )
             )
+    verdicts += _scale(results)
+    return verdicts
+
+
+def _scale(results: list[Result]) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    scale = {r["tool"]: r for r in _of(results, "scale")}
+    if "watchd" in scale:
+        ours, theirs = scale["watchd"], scale.get("watchfiles")
+        files = ours["files"]
+        verdicts.append(
+            (
+                f"peak RSS at {files:,} files ({ours['directories']:,} directories) ≤ 40 MB",
+                f"{ours['peak_rss_mb']:.1f} MB"
+                + ("" if theirs is None else f" (watchfiles {theirs['peak_rss_mb']:.1f} MB)"),
+                ours["peak_rss_mb"] <= 40,
+            )
+        )
+        if theirs is not None and theirs["change_acted_on_ms"] is not None:
+            verdicts.append(
+                (
+                    f"ready at {files:,} files ≤ watchfiles' first change acted on",
+                    f"{ours['ready_ms']:,.0f} ms"
+                    f" (watchfiles {theirs['change_acted_on_ms']:,.0f} ms)",
+                    ours["ready_ms"] <= theirs["change_acted_on_ms"],
+                )
+            )
+        resolution = 100 / (CLOCK_TICKS * float(ours["window_s"]))
+        verdicts.append(
+            (
+                f"idle CPU at {files:,} files below one clock tick in {ours['window_s']:g} s",
+                f"{ours['cpu_percent']:.3f} %",
+                ours["cpu_percent"] < resolution / 2,  # not one tick (not a rounding of one)
+            )
+        )
     return verdicts
 
 

@@ -20,7 +20,7 @@ from bench.django_reload import QUICK_DJANGO, DjangoSizes, Reloader
 from bench.django_reload import django_reload as django_reload_of
 from bench.downtime import QUICK_DOWNTIME, DowntimeSizes, Subject
 from bench.downtime import downtime as downtime_of
-from bench.procs import cpu_seconds, inotify_usage, peak_rss_mb, tool_processes
+from bench.procs import cpu_seconds, current_rss_mb, inotify_usage, peak_rss_mb, tool_processes
 from bench.records import Record
 from bench.tools import CHILD, HERE, Run, Tool, Watchd, warm_up_seconds
 from watchd.watch.filters import PathFilter
@@ -49,6 +49,8 @@ class Sizes:
     job_files: int = 1_000
     reload_reps: int = 5
     change_timeout: float = 10.0
+    scale_files: int = 1_000_000
+    scale_limit: float = 300.0  # for a change to be acted on after launch
 
 
 QUICK = Sizes(
@@ -68,6 +70,8 @@ QUICK = Sizes(
     job_files=100,
     reload_reps=1,
     change_timeout=3.0,
+    scale_files=2_000,
+    scale_limit=30.0,
 )
 
 
@@ -78,9 +82,11 @@ class Bench:
         self.random = random.Random(seed)
         self.quick = sizes == QUICK
 
-    def tree(self, files: int, name: str = "") -> tuple[Path, list[Path]]:
+    def tree(
+        self, files: int, name: str = "", files_per_dir: int = trees.FILES_PER_DIR
+    ) -> tuple[Path, list[Path]]:
         root = self.workdir / "trees" / (name or f"t{files}")
-        return root, trees.build(root, files)
+        return root, trees.build(root, files, files_per_dir)
 
     def run_dir(self, tool: Tool, label: str) -> Path:
         safe = "".join(c if c.isalnum() else "-" for c in f"{tool.name}-{label}")
@@ -412,6 +418,55 @@ def django_reload(bench: Bench, chosen: list[Reloader]) -> Iterator[Result]:
     return django_reload_of(bench.workdir, QUICK_DJANGO if bench.quick else DjangoSizes(), chosen)
 
 
+def scale(bench: Bench, tools: list[Tool]) -> Iterator[Result]:
+    """A million files (20 to a directory: 51,668 directories) watched by watchd and by
+    watchfiles, one after the other on the same tree."""
+    files = bench.sizes.scale_files
+    root, paths = bench.tree(files, f"scale-{files}", files_per_dir=trees.SCALE_FILES_PER_DIR)
+    directories = trees.directories(files, trees.SCALE_FILES_PER_DIR)
+    for tool in tools:
+        if tool.name not in {"watchd", "watchfiles"}:
+            continue
+        run = tool.start(root, bench.run_dir(tool, "scale"), warm_up=0, timeout=600)
+        try:
+            seen_ns = _first_change_acted_on(run, paths, bench)
+            time.sleep(1.0 if bench.quick else 3.0)  # the restart's own work is not idle
+            ready_ms = (run.ready_ns - run.launched_ns) / 1e6
+            seen_ms = None if seen_ns is None else (seen_ns - run.launched_ns) / 1e6
+            children = {stamp.pid for stamp in run.record.starts()}
+            pids = tool_processes(run.launched.pid, children)
+            _, watches = inotify_usage(pids)
+            cpu, peak = _idle_figures(run, bench.sizes.idle_window)
+            yield {
+                "workload": "scale",
+                "tool": tool.name,
+                "files": files,
+                "directories": directories,
+                "ready_ms": ready_ms if isinstance(tool, Watchd) else None,
+                "change_acted_on_ms": seen_ms,
+                "inotify_watches": watches,
+                "window_s": bench.sizes.idle_window,
+                "cpu_percent": cpu,
+                "peak_rss_mb": peak,
+                "rss_mb": current_rss_mb(tool_processes(run.launched.pid, children)),
+            }
+        finally:
+            run.stop()
+
+
+def _first_change_acted_on(run: Run, paths: list[Path], bench: Bench) -> int | None:
+    """From the moment the tool is up (watchd: READY=1; a peer: its first child started),
+    touch a file every half second until the tool restarts its child: the time of that new
+    start (None if none within the limit). A tool still walking the tree misses them."""
+    deadline = time.monotonic() + bench.sizes.scale_limit
+    while time.monotonic() < deadline:
+        trees.touch(bench.random.choice(paths))
+        starts = run.record.wait_starts(2, 0.5)
+        if starts is not None:
+            return starts[1].ns
+    return None
+
+
 WORKLOADS: dict[str, Callable[..., Iterator[Result]]] = {
     "child_startup": child_startup,
     "latency": latency,
@@ -423,4 +478,5 @@ WORKLOADS: dict[str, Callable[..., Iterator[Result]]] = {
     "hot_reload": hot_reload,
     "downtime": downtime,
     "django_reload": django_reload,
+    "scale": scale,
 }

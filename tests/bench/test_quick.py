@@ -31,6 +31,7 @@ FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "hot_reload": {"save_to_new_child_ms": NUMBER, "untouched_jobs_kept_pids": (bool,)},
     "downtime": {"tool": (str,), "requests": (int,), "failed": (int,), "failures": (dict,)},
     "django_reload": {"tool": (str,), "measure": (str,), "modules": (int,)},
+    "scale": {"tool": (str,), "directories": (int,), "peak_rss_mb": NUMBER, "rss_mb": NUMBER},
 }
 
 
@@ -86,6 +87,7 @@ def test_quick_run_of_watchd_writes_every_workload(tmp_path: Path) -> None:
         "Hot reload",
         "Downtime",
         "Django",
+        "A million files",
         "Targets",
     ):
         assert f"{title}" in report
