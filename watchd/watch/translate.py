@@ -172,7 +172,7 @@ class WatchTable(Watches):
             if event.mask & IN_Q_OVERFLOW:
                 self._overflow(out)
                 continue
-            subs = self._routes.get(event.wd)
+            subs = self.subs_on(event.wd)
             if not subs:
                 continue  # a watch already forgotten
             if event.mask & IN_IGNORED:
@@ -181,11 +181,11 @@ class WatchTable(Watches):
             kind = None
             if event.name and not event.mask & IN_ISDIR:
                 kind = self._file_kind(event, probe, attributes)
-            for sub in list(subs):
+            for sub in subs:
                 state = self._subs[sub]
-                for view in list(state.by_wd.get(event.wd, ())):
+                for view in state.views_on(event.wd):
                     # An earlier view of this event may have dropped this one.
-                    if view in state.by_wd.get(event.wd, ()):
+                    if state.has_view(event.wd, view):
                         self._dispatch(state, view, event, kind, out)
         return out
 
@@ -194,7 +194,7 @@ class WatchTable(Watches):
         key = (event.wd, event.name)
         mask = event.mask
         if mask & IN_CREATE:
-            if probe(join(self._dirs[event.wd], event.name)):
+            if probe(join(self.dir_of(event.wd), event.name)):
                 return ChangeKind.ADDED
             if len(self._fresh) >= FRESH_LIMIT:
                 self._fresh.clear()
@@ -205,11 +205,11 @@ class WatchTable(Watches):
                 self._fresh.discard(key)
                 return ChangeKind.ADDED
             # ``touch -a`` opens the file for writing, writes nothing and closes it.
-            if not attributes(join(self._dirs[event.wd], event.name)):
+            if not attributes(join(self.dir_of(event.wd), event.name)):
                 return None
             return ChangeKind.MODIFIED
         if mask & IN_ATTRIB:
-            if key in self._fresh or not attributes(join(self._dirs[event.wd], event.name)):
+            if key in self._fresh or not attributes(join(self.dir_of(event.wd), event.name)):
                 return None
             return ChangeKind.MODIFIED
         self._fresh.discard(key)
@@ -324,10 +324,10 @@ class WatchTable(Watches):
 
     def _ignored(self, wd: int, out: Outcome) -> None:
         """The kernel dropped watch *wd* (its directory is gone, or its file system)."""
-        for sub in list(self._routes.get(wd, ())):
+        for sub in self.subs_on(wd):
             state = self._subs[sub]
-            for view in list(state.by_wd.get(wd, ())):
-                if view not in state.by_wd.get(wd, ()):
+            for view in state.views_on(wd):
+                if not state.has_view(wd, view):
                     continue
                 self._detach(state, view, dead=True)
                 if view.kind is not ViewKind.TREE or not view.rel:

@@ -5,6 +5,10 @@ subscription that needs it; each subscription holds *views* of watches (this dir
 that root's tree; the directory holding a file root; the nearest existing ancestor of a
 missing root; the directory holding a root that is a symlink). A kernel watch no view
 needs any more is handed back to the driver (``take_unwatch``) to be removed.
+
+Kept small: a tree of 50,000 directories has 50,000 of each entry. A watch heard by one
+view (the usual case) holds that view itself, not a set of one; a tree directory's path is
+not stored (its root's and its ``rel`` make it).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class ViewKind(Enum):
     LINK = "link"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class View:
     """One reason for one subscription to listen to one kernel watch.
 
@@ -82,14 +86,57 @@ def awaited_name(view: View) -> str:
     return view.rel.rpartition("/")[2]
 
 
+# A root's views by key: a TREE view's is its ``rel`` alone (no tuple per directory), the
+# others' ``(kind, rel)``; a string never equals a tuple, so the two cannot collide.
+Key = str | tuple[ViewKind, str]
+
+
+def key(kind: ViewKind, rel: str) -> Key:
+    return rel if kind is ViewKind.TREE else (kind, rel)
+
+
 @dataclass
 class SubState:
     id: int
     roots: list[Root]
     filter: Filter
-    by_wd: dict[int, set[View]] = field(default_factory=dict)
-    by_root: list[dict[tuple[ViewKind, str], View]] = field(default_factory=list)
-    kids: dict[tuple[int, str], set[str]] = field(default_factory=dict)  # TREE children
+    by_wd: dict[int, View | list[View]] = field(default_factory=dict)  # one, or several
+    by_root: list[dict[Key, View]] = field(default_factory=list)
+    # A TREE directory's children, as an ordered set (a dict: half a set's size)
+    kids: dict[tuple[int, str], dict[str, None]] = field(default_factory=dict)
+
+    def views_on(self, wd: int) -> tuple[View, ...]:
+        found = self.by_wd.get(wd)
+        if found is None:
+            return ()
+        return (found,) if isinstance(found, View) else tuple(found)
+
+    def has_view(self, wd: int, view: View) -> bool:
+        found = self.by_wd.get(wd)
+        return found == view if isinstance(found, View) else found is not None and view in found
+
+    def _add_view(self, view: View) -> None:
+        found = self.by_wd.get(view.wd)
+        if found is None:
+            self.by_wd[view.wd] = view
+        elif isinstance(found, View):
+            if found != view:
+                self.by_wd[view.wd] = [found, view]
+        elif view not in found:
+            found.append(view)
+
+    def _remove_view(self, view: View) -> bool:
+        """Forget *view* on its watch; True when no view of this subscription is left there."""
+        found = self.by_wd.get(view.wd)
+        if isinstance(found, View):
+            if found == view:
+                del self.by_wd[view.wd]
+        elif found is not None:
+            if view in found:
+                found.remove(view)
+            if len(found) == 1:
+                self.by_wd[view.wd] = found[0]
+        return view.wd not in self.by_wd
 
 
 class Watches:
@@ -98,8 +145,11 @@ class Watches:
     def __init__(self) -> None:
         self._subs: dict[int, SubState] = {}
         self._next_id = 1
-        self._routes: dict[int, set[int]] = {}  # wd -> subscriptions with a view on it
-        self._dirs: dict[int, str] = {}  # wd -> the directory it was added for
+        # wd -> the subscription (or subscriptions) with a view on it
+        self._routes: dict[int, int | list[int]] = {}
+        # wd -> the directory it was added for, for watches not on a tree (a tree's
+        # directory is found from its view)
+        self._dirs: dict[int, str] = {}
         self._unwatch: list[int] = []
 
     # ---- subscriptions and what the driver armed ------------------------------------
@@ -138,12 +188,12 @@ class Watches:
         state.roots[root].mode = mode
         state.roots[root].real = real
         old = dict(state.by_root[root])
-        kept: set[tuple[ViewKind, str]] = set()
+        kept: set[Key] = set()
         for kind, rel, wd, path in views:
-            kept.add((kind, rel))
+            kept.add(key(kind, rel))
             self._attach(state, View(root, kind, rel, wd), path)
-        for key, view in old.items():
-            if key not in kept:
+        for known, view in old.items():
+            if known not in kept:
                 self._detach(state, view)
 
     def attach_dir(self, sub: int, root: int, rel: str, wd: int, path: str) -> None:
@@ -152,7 +202,7 @@ class Watches:
 
     def has_dir(self, sub: int, root: int, rel: str, wd: int | None = None) -> bool:
         """Is *rel* part of the root's watched tree (on watch *wd*, when given)?"""
-        view = self._subs[sub].by_root[root].get((ViewKind.TREE, rel))
+        view = self._subs[sub].by_root[root].get(rel)
         return view is not None and (wd is None or view.wd == wd)
 
     def take_unwatch(self) -> list[int]:
@@ -163,6 +213,25 @@ class Watches:
     def is_watched(self, wd: int) -> bool:
         return wd in self._routes
 
+    def subs_on(self, wd: int) -> tuple[int, ...]:
+        """The subscriptions with a view on watch *wd*."""
+        found = self._routes.get(wd)
+        if found is None:
+            return ()
+        return (found,) if isinstance(found, int) else tuple(found)
+
+    def dir_of(self, wd: int) -> str:
+        """The directory watch *wd* was added for."""
+        path = self._dirs.get(wd)
+        if path is not None:
+            return path
+        for sub in self.subs_on(wd):
+            state = self._subs[sub]
+            for view in state.views_on(wd):
+                if view.kind is ViewKind.TREE:
+                    return join(state.roots[view.root].real, view.rel)
+        raise KeyError(wd)
+
     def kernel_watches(self) -> int:
         return len(self._routes)
 
@@ -172,42 +241,43 @@ class Watches:
         state = self._subs.get(sub)
         if state is None:
             return 0
-        return sum(1 for views in state.by_wd.values() if any(v.kind in _CONTENT for v in views))
+        return sum(
+            1
+            for views in state.by_wd.values()
+            if (views.kind in _CONTENT if isinstance(views, View) else _any_content(views))
+        )
 
     def _attach(self, state: SubState, view: View, path: str) -> None:
-        key = (view.kind, view.rel)
-        old = state.by_root[view.root].get(key)
+        known = key(view.kind, view.rel)
+        old = state.by_root[view.root].get(known)
         if old == view:
             return
         if old is not None:
             self._detach(state, old)
-        state.by_root[view.root][key] = view
-        state.by_wd.setdefault(view.wd, set()).add(view)
-        self._routes.setdefault(view.wd, set()).add(state.id)
-        self._dirs.setdefault(view.wd, path)
+        state.by_root[view.root][known] = view
+        state._add_view(view)
+        self._route(view.wd, state.id)
+        if view.kind is not ViewKind.TREE:
+            self._dirs.setdefault(view.wd, path)
+        elif view.wd not in self._dirs and self.dir_of(view.wd) != path:
+            self._dirs[view.wd] = path  # as first added, if the root has moved since
         if view.kind is ViewKind.TREE and view.rel:
-            state.kids.setdefault((view.root, parent(view.rel)), set()).add(view.rel)
+            state.kids.setdefault((view.root, parent(view.rel)), {})[view.rel] = None
 
     def _detach(self, state: SubState, view: View, dead: bool = False) -> None:
         """Forget *view*; with *dead*, its kernel watch is already gone."""
         views = state.by_root[view.root]
-        if views.get((view.kind, view.rel)) == view:
-            del views[(view.kind, view.rel)]
-        on_wd = state.by_wd.get(view.wd, set())
-        on_wd.discard(view)
-        if not on_wd:
-            state.by_wd.pop(view.wd, None)
-            routed = self._routes.get(view.wd, set())
-            routed.discard(state.id)
-            if not routed:
-                self._routes.pop(view.wd, None)
-                self._dirs.pop(view.wd, None)
-                if not dead:
-                    self._unwatch.append(view.wd)
+        known = key(view.kind, view.rel)
+        if views.get(known) == view:
+            del views[known]
+        if state._remove_view(view) and self._unroute(view.wd, state.id):
+            self._dirs.pop(view.wd, None)
+            if not dead:
+                self._unwatch.append(view.wd)
         if view.kind is ViewKind.TREE and view.rel:
             siblings = state.kids.get((view.root, parent(view.rel)))
             if siblings is not None:
-                siblings.discard(view.rel)
+                siblings.pop(view.rel, None)
                 if not siblings:
                     del state.kids[(view.root, parent(view.rel))]
 
@@ -216,7 +286,7 @@ class Watches:
         while stack:
             current = stack.pop()
             stack.extend(state.kids.pop((root, current), ()))
-            view = state.by_root[root].get((ViewKind.TREE, current))
+            view = state.by_root[root].get(current)
             if view is not None:
                 self._detach(state, view)
 
@@ -225,3 +295,30 @@ class Watches:
             self._detach(state, view)
         for key in [key for key in state.kids if key[0] == root]:
             del state.kids[key]
+
+    def _route(self, wd: int, sub: int) -> None:
+        found = self._routes.get(wd)
+        if found is None:
+            self._routes[wd] = sub
+        elif isinstance(found, int):
+            if found != sub:
+                self._routes[wd] = [found, sub]
+        elif sub not in found:
+            found.append(sub)
+
+    def _unroute(self, wd: int, sub: int) -> bool:
+        """*sub* no longer listens to *wd*; True when nobody does."""
+        found = self._routes.get(wd)
+        if isinstance(found, int):
+            if found == sub:
+                del self._routes[wd]
+        elif found is not None:
+            if sub in found:
+                found.remove(sub)
+            if len(found) == 1:
+                self._routes[wd] = found[0]
+        return wd not in self._routes
+
+
+def _any_content(views: list[View]) -> bool:
+    return any(view.kind in _CONTENT for view in views)
