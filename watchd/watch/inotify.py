@@ -393,7 +393,7 @@ class InotifyWatcher:
             wd = self._watch(path, added)
             if wd is None or (known and self.table.has_dir(sub, index, rel, wd)):
                 continue
-            views.append((ViewKind.TREE, rel, wd, path))
+            views.append((ViewKind.TREE, rel, wd, ""))  # its path is made again when needed
             try:
                 with os.scandir(path) as entries:
                     for entry in entries:

@@ -58,7 +58,8 @@ class View:
 
 _CONTENT = (ViewKind.TREE, ViewKind.FILE, ViewKind.WAIT)
 
-# What the driver armed: (kind, rel, wd, the directory's path).
+# What the driver armed: (kind, rel, wd, the directory's path; "" for a TREE view, whose
+# path its root and rel make).
 ViewSpec = tuple[ViewKind, str, int, str]
 
 
@@ -259,8 +260,6 @@ class Watches:
         self._route(view.wd, state.id)
         if view.kind is not ViewKind.TREE:
             self._dirs.setdefault(view.wd, path)
-        elif view.wd not in self._dirs and self.dir_of(view.wd) != path:
-            self._dirs[view.wd] = path  # as first added, if the root has moved since
         if view.kind is ViewKind.TREE and view.rel:
             state.kids.setdefault((view.root, parent(view.rel)), {})[view.rel] = None
 
