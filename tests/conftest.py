@@ -1,4 +1,4 @@
-"""Guards for every test: no leaked child processes and no leaked file descriptors."""
+"""Guards for every test: no leaked child processes, file descriptors or asyncio tasks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers.leaks import no_new_processes
 from tests.helpers.package import built_deb
+from tests.helpers.tasks import no_tasks_left_running
 
 
 def _children() -> set[int]:
@@ -44,6 +45,14 @@ def _open_fds() -> set[int]:
 def no_leaked_processes() -> Iterator[None]:
     with no_new_processes(_children):
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tasks() -> Iterator[None]:
+    with no_tasks_left_running() as left_running:
+        yield
+    if left_running:
+        pytest.fail(f"asyncio tasks left running when the scenario ended: {left_running}")
 
 
 @pytest.fixture(autouse=True)

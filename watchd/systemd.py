@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import sdnotify
 
@@ -54,7 +54,13 @@ class Notifier:
     they stop when the loop stops turning, which is what the watchdog is there to catch.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], int] = time.monotonic_ns,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock  # CLOCK_MONOTONIC nanoseconds, as systemd reads them
+        self._sleep = sleep
         self._notifier: sdnotify.SystemdNotifier | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._send_failed = False
@@ -98,7 +104,7 @@ class Notifier:
 
     def reloading(self) -> None:
         # sd_notify(3) pairs RELOADING=1 with the time the reload began.
-        self._send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        self._send("RELOADING=1", f"MONOTONIC_USEC={self._clock() // 1000}")
 
     def stopping(self) -> None:
         self._send("STOPPING=1")
@@ -118,7 +124,7 @@ class Notifier:
     async def _ping(self, interval: float) -> None:
         while True:
             self._send("WATCHDOG=1")
-            await asyncio.sleep(interval)
+            await self._sleep(interval)
 
     def close(self) -> None:
         """Stop the watchdog pings and close the socket; later calls send nothing."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from watchd.config.loader import load_config
-from watchd.config.model import Backend, DaemonConfig, OnChange, RestartPolicy
+from watchd.config.model import Backend, ChangeAction, DaemonConfig, OnChange, RestartPolicy
 from watchd.config.nodes import _SCALARS
 from watchd.errors import ConfigError
 
@@ -96,7 +96,7 @@ def test_a_full_job(tmp_path: Path) -> None:
     assert job.watch.backend is Backend.POLL
     assert job.watch.poll_interval == 0.5
     assert job.debounce == 0.2
-    assert job.on_change == OnChange("signal", signal.SIGHUP)
+    assert job.on_change == OnChange(ChangeAction.SIGNAL, signal.SIGHUP)
     assert job.before_restart == ("make", "assets")
     assert job.stop_signal is signal.SIGINT
     assert job.stop_timeout == 60
@@ -143,7 +143,7 @@ def test_defaults_and_builtin_defaults(tmp_path: Path) -> None:
     assert job.command == ("sleep", "5")
     assert job.restart_exit_codes == (3,)
     assert job.restart is RestartPolicy.ON_FAILURE
-    assert job.on_change == OnChange("restart")
+    assert job.on_change == OnChange(ChangeAction.RESTART)
     assert (job.debounce, job.debounce_max, job.stop_timeout) == (0.1, 2.0, 10.0)
     assert job.watch.paths == ()
 

@@ -15,8 +15,9 @@ from tests.helpers.daemon import Record, child_command
 from tests.helpers.procs import alive
 from tests.helpers.wait import async_wait_until
 from tests.integration.conftest import daemon_running
+from watchd.control.status import JobStatus
 from watchd.daemon import Daemon
-from watchd.supervise.states import State
+from watchd.supervise.states import StatusWord
 
 
 def job(record: Path, watched: Path | None, *options: str, **settings: Any) -> dict[str, Any]:
@@ -32,8 +33,18 @@ async def starts(record: Record, count: int) -> list[int]:
     return record.starts()
 
 
-def state_of(daemon: Daemon, name: str) -> State:
-    return daemon.runners[name].job.state
+def status_of(daemon: Daemon, name: str) -> JobStatus:
+    """The job as ``watchctl status`` reports it."""
+    (status,) = daemon.job_status([name])
+    return status
+
+
+async def settle(daemon: Daemon, name: str) -> JobStatus:
+    """Wait until nothing is pending for the job (no debounce, restart or backoff under
+    way), then report its status."""
+    runner = daemon.runners[name]
+    await async_wait_until(lambda: runner.job.settled, f"{name} to settle")
+    return status_of(daemon, name)
 
 
 def test_editing_a_watched_file_restarts_the_child(tmp_path: Path) -> None:
@@ -50,12 +61,14 @@ def test_editing_a_watched_file_restarts_the_child(tmp_path: Path) -> None:
             assert second != first
             assert not alive(first)
             assert record.events("signal")[0][2] == "SIGTERM"
-            runner = daemon.runners["web"]
-            await async_wait_until(lambda: runner.job.pid == second, "the new pid to be known")
-            trigger = runner.job.last_trigger
+            await async_wait_until(
+                lambda: status_of(daemon, "web").pid == second, "the new pid to be known"
+            )
+            status = status_of(daemon, "web")
+            trigger = status.last_trigger
             assert trigger is not None and trigger.kind == "change"
             assert trigger.detail == str(src / "app.py")
-            assert runner.job.restarts == 1
+            assert status.restarts == 1
 
     asyncio.run(scenario())
 
@@ -76,10 +89,9 @@ def test_excluded_and_editor_files_do_not_restart(tmp_path: Path) -> None:
             (src / "app.py~").write_text("backup")
             (src / "sentinel.py").write_text("included")  # must cause exactly one restart
             await starts(record, 2)
-            runner = daemon.runners["web"]
-            await async_wait_until(lambda: runner.job.settled, "the job to settle")
-            assert runner.job.restarts == 1
-            trigger = runner.job.last_trigger
+            status = await settle(daemon, "web")
+            assert status.restarts == 1
+            trigger = status.last_trigger
             assert trigger is not None and trigger.detail == str(src / "sentinel.py")
         assert len(record.starts()) == 2, record.events()
 
@@ -99,10 +111,9 @@ def test_atomic_save_restarts_once(tmp_path: Path) -> None:
             temp.write_text("v2")
             os.rename(temp, src / "app.py")
             await starts(record, 2)
-            runner = daemon.runners["web"]
-            await async_wait_until(lambda: runner.job.settled, "the job to settle")
-            assert runner.job.restarts == 1
-            trigger = runner.job.last_trigger
+            status = await settle(daemon, "web")
+            assert status.restarts == 1
+            trigger = status.last_trigger
             assert trigger is not None and trigger.detail.startswith(str(src / "app.py"))
         assert len(record.starts()) == 2
 
@@ -123,7 +134,7 @@ def test_file_in_a_brand_new_nested_directory_restarts(tmp_path: Path) -> None:
             nested.mkdir(parents=True)
             (nested / "new.py").write_text("x")
             await starts(record, 2)
-            trigger = daemon.runners["web"].job.last_trigger
+            trigger = status_of(daemon, "web").last_trigger
             assert trigger is not None and trigger.detail == str(nested / "new.py")
 
     asyncio.run(scenario())
@@ -146,9 +157,7 @@ def test_storm_of_5000_writes_restarts_exactly_once(tmp_path: Path) -> None:
                 path.write_text("1")
             (src / "sentinel.py").write_text("last")
             await starts(record, 2)
-            runner = daemon.runners["web"]
-            await async_wait_until(lambda: runner.job.settled, "the job to settle")
-            assert runner.job.restarts == 1
+            assert (await settle(daemon, "web")).restarts == 1
         assert len(record.starts()) == 2
 
     asyncio.run(scenario())
@@ -162,9 +171,7 @@ def test_exit_3_restarts_at_once_and_is_not_a_failure(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with daemon_running(tmp_path, {"web": definition}) as daemon:
             await starts(record, 5)
-            runner = daemon.runners["web"]
-            assert runner.job.failures == 0
-            assert runner.job.state in (State.RUNNING, State.STARTING)
+            assert status_of(daemon, "web").state in (StatusWord.RUNNING, StatusWord.STARTING)
             exits = [int(row[-1]) for row in record.events("exit")]
             begins = [int(row[-1]) for row in record.events("start")]
             gaps = [(begins[i + 1] - exits[i]) / 1e9 for i in range(3)]
@@ -188,10 +195,11 @@ def test_crashing_child_backs_off_then_fails(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with daemon_running(tmp_path, {"web": definition}) as daemon:
-            runner = daemon.runners["web"]
-            await async_wait_until(lambda: runner.job.state is State.FAILED, "failed")
+            await async_wait_until(
+                lambda: status_of(daemon, "web").state is StatusWord.FAILED, "failed"
+            )
             assert len(record.starts()) == 3
-            assert runner.job.pid is None
+            assert status_of(daemon, "web").pid is None
             exits = [int(row[-1]) for row in record.events("exit")]
             begins = [int(row[-1]) for row in record.events("start")]
             gap1, gap2 = (begins[1] - exits[0]) / 1e9, (begins[2] - exits[1]) / 1e9
@@ -209,9 +217,10 @@ def test_a_command_that_cannot_be_executed_fails_to_start_with_the_reason(
 
     async def scenario() -> None:
         async with daemon_running(tmp_path, {"web": definition}) as daemon:
-            runner = daemon.runners["web"]
-            await async_wait_until(lambda: runner.job.state is State.FAILED, "failed")
-            status = runner.status()
+            await async_wait_until(
+                lambda: status_of(daemon, "web").state is StatusWord.FAILED, "failed"
+            )
+            status = status_of(daemon, "web")
             assert status.pid is None
             assert status.last_trigger is not None
             assert status.last_trigger.detail == (
@@ -330,7 +339,7 @@ def test_signal_on_change_reaches_the_running_child(tmp_path: Path) -> None:
             await async_wait_until(lambda: record.events("signal"), "the signal to arrive")
             assert record.events("signal")[0][1:3] == [str(pid), "SIGHUP"]
             assert record.starts() == [pid]
-            assert daemon.runners["web"].job.pid == pid
+            assert status_of(daemon, "web").pid == pid
 
     asyncio.run(scenario())
 

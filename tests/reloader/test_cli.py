@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.procs import alive
+from tests.helpers.wait import wait_until
 from tests.reloader.harness import COMMAND, Program, group_members, write_module
 
 ENTRY = """\
@@ -195,12 +196,60 @@ def main():
     record("start", os.getpid(), 1)
     while not interrupts:
         signal.pause()
-    time.sleep(0.5)  # room for a second SIGINT, were one sent, to be recorded
     sys.exit(130)
 
 
 run_with_reloader(main)
 """
+
+
+# A child outside the terminal's process group: every SIGINT it gets is one its parent sent.
+BEHIND_THE_PARENT = """\
+import os
+import signal
+import time
+
+from watchd.reloader import run_with_reloader
+
+
+def main():
+    os.setpgid(0, 0)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    with open(os.environ["RECORD"], "a") as out:
+        out.write(f"start {os.getpid()} 1\\n")
+    while signal.SIGINT not in signal.sigpending():
+        time.sleep(0.005)
+    with open(os.environ["RECORD"], "a") as out:
+        out.write(f"passed-on {os.getpid()}\\n")
+    os._exit(130)
+
+
+run_with_reloader(main)
+"""
+
+
+def test_a_ctrl_c_the_child_got_itself_is_not_passed_on(
+    tmp_path: Path, programs: list[Program]
+) -> None:
+    """Only the parent is in the terminal's group here, so the child can only learn of the
+    Ctrl-C from its parent: which must not send it (the child had its own), and instead
+    kills the child when the stop timeout is up."""
+    (tmp_path / "app.py").write_text(BEHIND_THE_PARENT)
+    master, slave = os.openpty()
+    try:
+        program = Program(tmp_path, ["setsid", "--ctty", sys.executable, "app.py"], stdin=slave)
+        programs.append(program)
+        [(child, _)] = program.wait_starts(1)
+        wait_until(lambda: os.getpgid(child) == child, "the child in a group of its own")
+
+        os.write(master, b"\x03")
+
+        assert program.exit_status(timeout=60) == 128 + signal.SIGKILL  # the child's fate
+        assert program.rows("passed-on") == []
+        assert not alive(child)
+    finally:
+        os.close(slave)
+        os.close(master)
 
 
 def test_ctrl_c_at_a_terminal_stops_both_once(tmp_path: Path, programs: list[Program]) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.helpers.job_driver import BASE, Driver
-from watchd.config.model import JobConfig, OnChange, RestartPolicy
+from watchd.config.model import ChangeAction, JobConfig, OnChange, RestartPolicy
 from watchd.supervise import events as ev
 from watchd.supervise.states import StatusWord
 
@@ -182,7 +182,7 @@ def test_never_leaves_a_crashed_child_down() -> None:
 
 
 def test_signal_on_change_sends_the_signal_and_keeps_the_child() -> None:
-    driver = started(replace(BASE, on_change=OnChange("signal", signal.SIGHUP)))
+    driver = started(replace(BASE, on_change=OnChange(ChangeAction.SIGNAL, signal.SIGHUP)))
     driver.send(ev.ChangeSeen("/etc/app.conf"))
     driver.advance(1)
     assert driver.signals == [signal.SIGHUP]
@@ -191,7 +191,7 @@ def test_signal_on_change_sends_the_signal_and_keeps_the_child() -> None:
 
 
 def test_on_change_none_ignores_changes() -> None:
-    driver = started(replace(BASE, on_change=OnChange("none")))
+    driver = started(replace(BASE, on_change=OnChange(ChangeAction.NONE)))
     driver.send(ev.ChangeSeen("/etc/app.conf"))
     driver.advance(1)
     assert driver.stops == 0 and not driver.timers

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.helpers.job_driver import BASE, Driver
 from watchd.config.model import (
+    ChangeAction,
     HealthCheck,
     JobConfig,
     OnChange,
@@ -183,7 +184,7 @@ def test_a_running_job_refuses_a_second_spawn_result() -> None:
 CONFIGS = [
     BASE,
     BUILDS,
-    replace(BASE, on_change=OnChange("signal", signal.SIGHUP)),
+    replace(BASE, on_change=OnChange(ChangeAction.SIGNAL, signal.SIGHUP)),
     replace(BASE, restart=RestartPolicy.ALWAYS, start_limit_burst=3),
     replace(BASE, restart=RestartPolicy.NEVER),
     READIES,

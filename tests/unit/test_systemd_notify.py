@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.daemon import child_command
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import async_wait_until, wait_for
 from tests.integration.conftest import daemon_running
 from watchd.supervise.process import ChildProcess, SpawnSpec
 from watchd.systemd import Notifier, watchdog_interval
@@ -82,27 +82,34 @@ def systemd(
 
 
 def test_messages_arrive_in_order(systemd: FakeSystemd) -> None:
-    notifier = Notifier()
+    notifier = Notifier(clock=lambda: 123_456_789_999)
     assert notifier.enabled
-    before = time.monotonic_ns() // 1000
     notifier.ready("2 jobs running; 10 paths watched (inotify)")
     notifier.status("1 job running, 1 backing off; 10 paths watched (inotify)")
     notifier.reloading()
-    after = time.monotonic_ns() // 1000
     notifier.ready("3 jobs running; 12,408 paths watched (inotify)")
     notifier.stopping()
     notifier.close()
 
     assert systemd.receive() == "READY=1\nSTATUS=2 jobs running; 10 paths watched (inotify)"
     assert systemd.receive() == "STATUS=1 job running, 1 backing off; 10 paths watched (inotify)"
-    reloading, monotonic = systemd.receive().split("\n")
-    assert reloading == "RELOADING=1"
-    key, value = monotonic.split("=")
-    assert key == "MONOTONIC_USEC"
-    assert before <= int(value) <= after
+    # sd_notify(3): the CLOCK_MONOTONIC microseconds at which the reload began.
+    assert systemd.receive() == "RELOADING=1\nMONOTONIC_USEC=123456789"
     assert systemd.receive() == "READY=1\nSTATUS=3 jobs running; 12,408 paths watched (inotify)"
     assert systemd.receive() == "STOPPING=1"
     assert systemd.pending() == []
+
+
+def test_a_reload_is_stamped_with_the_monotonic_clock_systemd_reads(
+    systemd: FakeSystemd,
+) -> None:
+    notifier = Notifier()
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    notifier.reloading()
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    notifier.close()
+    stamp = int(systemd.receive().removeprefix("RELOADING=1\nMONOTONIC_USEC="))
+    assert before <= stamp <= after
 
 
 def test_status_with_any_job_name_arrives_as_utf8(systemd: FakeSystemd) -> None:
@@ -117,34 +124,52 @@ def test_status_with_any_job_name_arrives_as_utf8(systemd: FakeSystemd) -> None:
     assert systemd.receive() == "STATUS=undecodable file name: ?.py"
 
 
-def test_watchdog_pings_at_half_the_interval_while_the_loop_runs(
+class SteppedSleep:
+    """An ``asyncio.sleep`` whose every wait lasts until the test ends it."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self._waiting: list[asyncio.Future[None]] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        waiting = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiting)
+        await waiting
+
+    async def wait_for_sleeps(self, count: int) -> None:
+        await async_wait_until(lambda: len(self.asked) == count, f"sleep number {count}")
+
+    async def end_one(self) -> None:
+        await async_wait_until(lambda: self._waiting, "the pinger to sleep")
+        self._waiting.pop(0).set_result(None)
+
+
+def test_watchdog_pings_at_half_the_interval_and_only_when_the_loop_turns(
     systemd: FakeSystemd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "200000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-    notifier = Notifier()
+    sleep = SteppedSleep()
+    notifier = Notifier(sleep=sleep)
     assert notifier.watchdog_interval == 0.1
 
     async def scenario() -> None:
         notifier.start_watchdog()
         assert await systemd.receive_async() == "WATCHDOG=1"  # at once
-        started = time.monotonic()
-        for _ in range(4):
+        for pings in range(1, 5):
+            await sleep.wait_for_sleeps(pings)
+            # Until its sleep ends, the pinger sends nothing more.
+            assert systemd.pending() == []
+            await sleep.end_one()
             assert await systemd.receive_async() == "WATCHDOG=1"
-        elapsed = time.monotonic() - started
-        # Never faster than every 0.1 s; the upper bound only catches a gross error.
-        assert 0.39 <= elapsed < 3.0, elapsed
-
-        # A blocked loop sends nothing, however long it is blocked.
-        systemd.pending()
-        time.sleep(0.5)
-        assert systemd.pending() == []
-        # ...and pings again once it turns.
-        assert await systemd.receive_async() == "WATCHDOG=1"
+        await sleep.wait_for_sleeps(5)
+        assert sleep.asked == [0.1] * 5
 
         notifier.close()
         await asyncio.sleep(0)  # let the cancelled task finish
         assert not notifier.watchdog_running
+        assert systemd.pending() == []
 
     asyncio.run(scenario())
 

@@ -42,17 +42,18 @@ class WatchConfig:
     poll_interval: float = 1.0
 
 
+class ChangeAction(StrEnum):
+    RESTART = "restart"
+    SIGNAL = "signal"  # send OnChange.signal
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class OnChange:
     """What a file change does: restart the child, send it a signal, or nothing."""
 
-    action: str = "restart"  # "restart" | "signal" | "none"
-    signal: signal.Signals | None = None
-
-    def describe(self) -> str:
-        if self.action == "signal" and self.signal is not None:
-            return f"signal {self.signal.name}"
-        return self.action
+    action: ChangeAction = ChangeAction.RESTART
+    signal: signal.Signals | None = None  # with ChangeAction.SIGNAL
 
 
 class RestartMode(StrEnum):
@@ -193,6 +194,3 @@ class DaemonConfig:
     jobs_dir: Path | None = None  # absolute; it need not exist (yet)
     jobs: tuple[JobConfig, ...] = ()
     files: tuple[Path, ...] = ()  # every file read, for reload-on-edit
-
-    def job(self, name: str) -> JobConfig | None:
-        return next((job for job in self.jobs if job.name == name), None)

@@ -16,7 +16,7 @@ import pathspec
 import yaml
 
 from watchd.config import bounds
-from watchd.config.model import OnChange
+from watchd.config.model import ChangeAction, OnChange
 from watchd.config.nodes import Invalid, show, source_of, text_of, value_of
 from watchd.config.split import SplitError, split_command
 from watchd.durations import parse_duration
@@ -231,13 +231,13 @@ def _signal(text: str, node: yaml.Node) -> signal.Signals:
 def on_change(node: yaml.Node) -> OnChange:
     text = (text_of(node) or "").strip()
     if text in ("restart", "none"):
-        return OnChange(text)
+        return OnChange(ChangeAction(text))
     if value_of(node) is False:  # ``on_change: no`` reads as a boolean in YAML 1.1
-        return OnChange("none")
+        return OnChange(ChangeAction.NONE)
     verb, _, rest = text.partition(" ")
     if verb == "signal" and rest.strip():
         try:
-            return OnChange("signal", _signal(rest, node))
+            return OnChange(ChangeAction.SIGNAL, _signal(rest, node))
         except Invalid:
             message = f'expected "signal" and a signal name like "SIGHUP", got {show(node)}'
             raise Invalid(message) from None

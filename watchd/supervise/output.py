@@ -93,10 +93,6 @@ class OutputBuffer:
         self._followers.append(callback)
         return lambda: self._followers.remove(callback) if callback in self._followers else None
 
-    def resize(self, max_lines: int) -> None:
-        if max_lines != self._lines.maxlen:
-            self._lines = deque(self._lines, maxlen=max_lines)
-
 
 class OutputNotOpened(OSError):
     """A job's ``output:`` file cannot be opened; the message says why."""

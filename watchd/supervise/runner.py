@@ -57,7 +57,6 @@ class JobRunner:
         sockets: HeldSockets | None = None,
         containment: Hierarchy | str = "not set up",
     ) -> None:
-        self.config = config
         self.containment = JobContainment(config, containment)
         self.sockets = sockets  # held by the daemon across this runner's restarts
         self._on_state_change = on_state_change
@@ -88,6 +87,15 @@ class JobRunner:
             settle_max=config.debounce_max,
         )
         self._state_changed = asyncio.Event()
+
+    @property
+    def config(self) -> JobConfig:
+        """The job's definition: the job's own, so the two cannot disagree."""
+        return self.job.config
+
+    @config.setter
+    def config(self, config: JobConfig) -> None:
+        self.job.config = config
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from watchd.config.model import RestartMode, RestartPolicy
+from watchd.config.model import ChangeAction, RestartMode, RestartPolicy
 from watchd.supervise import events as ev
 from watchd.supervise.events import Level, Moment, TriggerKind
 from watchd.supervise.states import State, Step
@@ -105,7 +105,7 @@ def forget_changes(job: Job, event: ev.Input, at: Moment) -> Outcome:
 @step(Step.NOTE_CHANGE)
 def note_change(job: Job, event: ev.Input, at: Moment) -> Outcome:
     assert isinstance(event, ev.ChangeSeen)
-    if job.config.on_change.action == "none":
+    if job.config.on_change.action is ChangeAction.NONE:
         return job.state, []
     deadline = job.burst.add(event.path, at.now)
     return job.state, [ev.SetTimer(ev.Timer.DEBOUNCE, deadline)]
@@ -453,7 +453,7 @@ def _rearm(job: Job) -> list[ev.Action]:
 def _act_on(job: Job, trigger: Trigger) -> Outcome:
     """A settled change reaches a running child: signal it, build, or restart it."""
     on_change = job.config.on_change
-    if on_change.action == "signal" and on_change.signal is not None:
+    if on_change.action is ChangeAction.SIGNAL and on_change.signal is not None:
         job.last_trigger = trigger
         notice = ev.Notice(Level.INFO, f"{trigger.detail} changed; sending {on_change.signal.name}")
         return S.RUNNING, [ev.SignalChild(on_change.signal), notice]

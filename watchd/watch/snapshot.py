@@ -31,11 +31,6 @@ def is_dir(stat: Stat) -> bool:
     return stat == DIR
 
 
-def flatten(snapshot: Snapshot) -> dict[str, Stat]:
-    """Every entry by its full path."""
-    return {key + name: stat for key, entries in snapshot.items() for name, stat in entries.items()}
-
-
 def count(snapshot: Snapshot) -> int:
     """How many files and directories *snapshot* holds."""
     return sum(len(entries) for entries in snapshot.values())

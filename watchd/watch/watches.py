@@ -171,9 +171,6 @@ class Watches:
             self._drop_root(state, index)
         del self._subs[sub]
 
-    def subscriptions(self) -> list[int]:
-        return list(self._subs)
-
     def roots(self, sub: int) -> Sequence[Root]:
         return self._subs[sub].roots
 
