@@ -32,7 +32,7 @@ from watchd.systemd import Notifier
 from watchd.text import counted
 from watchd.watch.base import Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
-from watchd.watch.debounce import Debouncer
+from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter
 
 log = logging.getLogger("watchd")
@@ -58,8 +58,9 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._hub = WatchHub()
         self._config_watch: Subscription | None = None
-        self._config_debouncer = Debouncer(CONFIG_DEBOUNCE, CONFIG_DEBOUNCE_MAX)
-        self._config_timer: asyncio.TimerHandle | None = None
+        self._config_edited = DebouncedCall(
+            CONFIG_DEBOUNCE, CONFIG_DEBOUNCE_MAX, self._config_settled
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._notifier = Notifier()
         self._status_update: asyncio.Handle | None = None
@@ -271,24 +272,10 @@ class Daemon:
         self._config_watch = await self._hub.subscribe(spec, Backend.AUTO, self._on_config_changes)
 
     def _on_config_changes(self, changes: Sequence[Change]) -> None:
-        loop = asyncio.get_running_loop()
-        self._config_debouncer.add(loop.time())
-        self._schedule_config_reload()
+        self._config_edited.poke()
 
-    def _schedule_config_reload(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = self._config_debouncer.deadline()
-        if self._config_timer is not None:
-            self._config_timer.cancel()
-        if deadline is not None:
-            self._config_timer = loop.call_at(deadline, self._config_due)
-
-    def _config_due(self) -> None:
-        self._config_timer = None
-        if self._config_debouncer.fire(asyncio.get_running_loop().time()):
-            self._in_background(self.reload("config file changed"))
-        else:
-            self._schedule_config_reload()
+    def _config_settled(self) -> None:
+        self._in_background(self.reload("config file changed"))
 
     # ---- jobs -----------------------------------------------------------------------
 
@@ -360,8 +347,7 @@ class Daemon:
         return max((job.stop_timeout for job in self.config.jobs), default=10.0)
 
     async def _shutdown(self) -> int:
-        if self._config_timer is not None:
-            self._config_timer.cancel()
+        self._config_edited.cancel()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from watchd.config.model import Backend
 from watchd.watch.base import Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
-from watchd.watch.debounce import Debouncer
+from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter
 
 log = logging.getLogger("watchd.reloader")
@@ -136,9 +136,8 @@ class WatchThread:
         self._refresh = refresh
         self._refresh_interval = refresh_interval
         self.debounce = debounce
-        self._debouncer = Debouncer(debounce, max(debounce, DEBOUNCE_MAX))
-        self._pending: dict[str, None] = {}  # changed paths, in order, without repeats
-        self._timer: asyncio.TimerHandle | None = None
+        self._burst = DebouncedCall(debounce, max(debounce, DEBOUNCE_MAX), self._burst_over)
+        self._changed: dict[str, None] = {}  # paths of the burst, in order, without repeats
         self._thread = threading.Thread(target=self._run, name="watchd-reloader", daemon=True)
         self._initial: list[WatchSpec] = []
         self._armed = threading.Event()
@@ -211,8 +210,7 @@ class WatchThread:
         finally:
             if refresher is not None:
                 refresher.cancel()
-            if self._timer is not None:
-                self._timer.cancel()
+            self._burst.cancel()
             for subscription in self._subscriptions:
                 await subscription.close()
             await hub.close()
@@ -236,25 +234,11 @@ class WatchThread:
                 log.exception("watchd.reloader: could not watch newly imported modules")
 
     def _on_changes(self, batch: Sequence[Change]) -> None:
-        assert self._loop is not None
         for change in batch:
-            self._pending[change.path] = None
-        self._debouncer.add(self._loop.time())
-        self._schedule()
+            self._changed[change.path] = None
+        self._burst.poke()
 
-    def _schedule(self) -> None:
-        assert self._loop is not None
-        if self._timer is not None:
-            self._timer.cancel()
-        deadline = self._debouncer.deadline()
-        self._timer = None if deadline is None else self._loop.call_at(deadline, self._due)
-
-    def _due(self) -> None:
-        assert self._loop is not None
-        self._timer = None
-        if not self._debouncer.fire(self._loop.time()):
-            self._schedule()
-            return
-        paths = list(self._pending)
-        self._pending.clear()
+    def _burst_over(self) -> None:
+        paths = list(self._changed)
+        self._changed.clear()
         self._on_change(paths)
