@@ -12,7 +12,7 @@ from typing import Any
 
 from watchd.config.diff import diff_jobs
 from watchd.config.loader import load_config
-from watchd.config.model import Backend, DaemonConfig, JobConfig
+from watchd.config.model import DaemonConfig, JobConfig
 from watchd.config.nodes import shown
 from watchd.control.commands import execute
 from watchd.control.server import ControlServer
@@ -30,7 +30,7 @@ from watchd.supervise.sockets import HeldSockets
 from watchd.supervise.states import TRANSIENT, StatusWord
 from watchd.systemd import Notifier
 from watchd.text import counted
-from watchd.watch.base import Change, Subscription, WatchSpec
+from watchd.watch.base import Backend, Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter

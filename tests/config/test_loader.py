@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from watchd.config.loader import load_config
-from watchd.config.model import Backend, ChangeAction, DaemonConfig, OnChange, RestartPolicy
+from watchd.config.model import ChangeAction, DaemonConfig, OnChange, RestartPolicy
 from watchd.config.nodes import _SCALARS
 from watchd.errors import ConfigError
+from watchd.watch.base import Backend
 
 REPO = Path(__file__).resolve().parents[2]
 

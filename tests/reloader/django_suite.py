@@ -15,8 +15,8 @@ import unittest
 import django  # type: ignore[import-untyped]
 from django.conf import settings  # type: ignore[import-untyped]
 
-from watchd.config.model import Backend
 from watchd.contrib.django import WatchdReloader
+from watchd.watch.base import Backend
 
 
 class PolledReloader(WatchdReloader):

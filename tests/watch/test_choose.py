@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.wait import async_wait_until
-from watchd.config.model import Backend
 from watchd.errors import WatchLimitError
-from watchd.watch.base import Change, ChangeKind, OnChanges, WatchSpec
+from watchd.watch.base import Backend, Change, ChangeKind, OnChanges, WatchSpec
 from watchd.watch.choose import WatchHub, blind_file_system, file_system_of, parse_mountinfo
 from watchd.watch.filters import PathFilter
 

@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 
 from watchd.config import bounds, limits, serving, values
-from watchd.config.model import Backend, JobConfig, RestartMode, RestartPolicy, WatchConfig
+from watchd.config.model import JobConfig, RestartMode, RestartPolicy, WatchConfig
 from watchd.config.nodes import Invalid, Issues, dotted, is_null, mapping, show, source_of
+from watchd.watch.base import Backend
 
 Parser = Callable[[yaml.Node], Any]
 

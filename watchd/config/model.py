@@ -12,12 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from watchd.paths import default_socket
-
-
-class Backend(StrEnum):
-    AUTO = "auto"
-    INOTIFY = "inotify"
-    POLL = "poll"
+from watchd.watch.base import Backend
 
 
 class RestartPolicy(StrEnum):

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from watchd.config.model import Backend
 from watchd.reloader import report
 from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child, serve_child
 from watchd.reloader.modules import ModuleScanner, source_dirs
@@ -24,7 +23,7 @@ from watchd.reloader.watching import (
     file_spec,
     source_dir_spec,
 )
-from watchd.watch.base import WatchSpec
+from watchd.watch.base import Backend, WatchSpec
 
 log = logging.getLogger("watchd.reloader")
 

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from watchd.config.model import Backend
 from watchd.durations import parse_duration
 from watchd.reloader.api import bind_sockets, command_spec, run_with_reloader, serve_command
 from watchd.reloader.child import watch_new_modules
 from watchd.reloader.watching import DEFAULT_DEBOUNCE, WatchOptions
+from watchd.watch.base import Backend
 
 USAGE = """\
 watchd-reload [OPTIONS] MODULE:FUNCTION [ARG ...]

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchd.config.model import Backend
-from watchd.watch.base import Change, Subscription, WatchSpec
+from watchd.watch.base import Backend, Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter

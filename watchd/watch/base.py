@@ -11,6 +11,14 @@ from typing import Protocol, runtime_checkable
 from watchd.watch.filters import PathFilter
 
 
+class Backend(StrEnum):
+    """How a job's paths are watched (``watch.backend``)."""
+
+    AUTO = "auto"  # inotify, falling back to polling where inotify cannot serve
+    INOTIFY = "inotify"
+    POLL = "poll"
+
+
 class ChangeKind(StrEnum):
     ADDED = "added"
     MODIFIED = "modified"

@@ -18,9 +18,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from watchd.config.model import Backend
 from watchd.errors import WatchdError, WatchLimitError
-from watchd.watch.base import OnChanges, ReportsLimit, Subscription, Watcher, WatchSpec
+from watchd.watch.base import Backend, OnChanges, ReportsLimit, Subscription, Watcher, WatchSpec
 from watchd.watch.poll import PollWatcher
 
 log = logging.getLogger("watchd.watch")

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from django.utils import autoreload  # type: ignore[import-untyped]
 
-from watchd.config.model import Backend
 from watchd.reloader.globs import GlobFilter
 from watchd.reloader.watching import POLL_INTERVAL, WatchThread, file_spec, present
-from watchd.watch.base import WatchSpec
+from watchd.watch.base import Backend, WatchSpec
 
 log = logging.getLogger("watchd.reloader")
 
