@@ -13,15 +13,18 @@ from typing import IO
 
 # A line longer than this is passed on in pieces, so one runaway line cannot eat memory.
 MAX_LINE = 64 * 1024
+# At most this much of one child's output is handled per turn of the event loop: a child
+# flooding its pipe then costs the loop a few milliseconds between its other work (control
+# requests, timers, other jobs), not the hundreds that a 256 KiB read of short lines takes.
+READ_CHUNK = 16 * 1024
 
 
-class _LineProtocol(asyncio.Protocol):
-    def __init__(self, on_line: Callable[[str], None], done: asyncio.Future[None]) -> None:
+class _LineSplitter:
+    def __init__(self, on_line: Callable[[str], None]) -> None:
         self._on_line = on_line
-        self._done = done
         self._partial = bytearray()
 
-    def data_received(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> None:
         self._partial += data
         *lines, rest = self._partial.split(b"\n")
         for line in lines:
@@ -31,15 +34,10 @@ class _LineProtocol(asyncio.Protocol):
             rest = rest[MAX_LINE:]
         self._partial = bytearray(rest)
 
-    def eof_received(self) -> bool | None:
+    def end(self) -> None:
         if self._partial:
             self._emit(self._partial)
             self._partial = bytearray()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._done.done():
-            self._done.set_result(None)
 
     def _emit(self, raw: bytes | bytearray) -> None:
         for start in range(0, max(len(raw), 1), MAX_LINE):
@@ -48,27 +46,42 @@ class _LineProtocol(asyncio.Protocol):
 
 
 class LineReader:
-    """Reads a child's output pipe without blocking the loop or using a thread."""
+    """Reads a child's output pipe on the event loop, READ_CHUNK bytes a turn, no thread."""
 
     def __init__(self, pipe: IO[bytes], on_line: Callable[[str], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[None] = loop.create_future()
-        self._transport: asyncio.BaseTransport | None = None
-        self._task = loop.create_task(self._connect(pipe, on_line))
+        self._loop = asyncio.get_running_loop()
+        self._pipe = pipe
+        self._fd = pipe.fileno()
+        self._lines = _LineSplitter(on_line)
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        os.set_blocking(self._fd, False)
+        self._loop.add_reader(self._fd, self._readable)
 
-    async def _connect(self, pipe: IO[bytes], on_line: Callable[[str], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.connect_read_pipe(
-            lambda: _LineProtocol(on_line, self._done), pipe
-        )
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._lines.feed(data)
+            return
+        self._lines.end()
+        self._close()
+
+    def _close(self) -> None:
+        if self._done.done():
+            return
+        self._loop.remove_reader(self._fd)
+        self._pipe.close()
+        self._done.set_result(None)
 
     async def drained(self, timeout: float) -> None:
         """Wait (at most *timeout*) for the writer side to close; then stop reading."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._done), timeout)
-        await self._task
-        if self._transport is not None:
-            self._transport.close()
+        self._close()
 
 
 class OutputBuffer:
