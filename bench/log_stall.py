@@ -1,4 +1,4 @@
-"""``python -m bench.log_stall [--before REV] [--seconds S] [--out FILE]``: does watchd
+"""``python -m bench.log_stall [--before REV] [--seconds S] [--only TEXT] [--out FILE]``: does watchd
 keep answering while a job floods its output, and while its own stderr is a pipe that
 nobody reads?
 
@@ -268,11 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", default=None, help="git revision to compare with")
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario and version")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--only", default="", help="only the scenarios whose name holds this text")
     args = parser.parse_args(argv)
     before = args.before or default_before()
     rows: list[Figures] = []
     with tree_of(before) as old:
-        for scenario in SCENARIOS:
+        for scenario in (s for s in SCENARIOS if args.only in s.name):
             for version, source in ((f"before ({before})", old), ("after", REPO)):
                 rows.append(measure(source, version, scenario, args.seconds))
                 print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
