@@ -241,7 +241,7 @@ def default_before() -> str:
     ).stdout.split()
     if not added:
         raise SystemExit("bench.log_stall: give --before REV (no commit adds watchd/logwriter.py)")
-    return f"{added[-1]}^"
+    return f"{added[-1][:12]}^"
 
 
 def table(rows: list[Figures]) -> str:
