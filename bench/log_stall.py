@@ -1,5 +1,5 @@
-"""``python -m bench.log_stall [--before REV] [--seconds S] [--only TEXT] [--out FILE]``: does watchd
-keep answering while a job floods its output, and while its own stderr is a pipe that
+"""``python -m bench.log_stall [--before REV] [--seconds S] [--only TEXT] [--out FILE]``:
+does watchd keep answering while a job floods its output, and while its own stderr is a pipe that
 nobody reads?
 
 Each scenario runs against this checkout ("after") and against the tree of git revision
