@@ -13,6 +13,8 @@ from watchd.control.client import ControlClient, Unreachable, socket_path
 from watchd.control.protocol import ProtocolError, Request
 from watchd.control.status import JobStatus, TriggerRecord
 from watchd.durations import format_duration
+from watchd.show.colour import Palette, wants_colour
+from watchd.show.events import event_line
 from watchd.supervise.states import StatusWord
 from watchd.text import counted
 
@@ -27,8 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="control socket (default: $WATCHD_SOCKET, else your own watchd's"
         " $XDG_RUNTIME_DIR/watchd/control.sock if it is listening, else /run/watchd/control.sock)",
     )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour states (default auto: on a terminal, unless NO_COLOR is set)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    status = commands.add_parser("status", help="show jobs (exit 3 if a named job is not running)")
+    status = commands.add_parser("status", help="show jobs (exit 3 if one shown is not running)")
     status.add_argument("jobs", nargs="*", metavar="JOB")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     for name, text in (("start", "start jobs"), ("stop", "stop jobs"), ("restart", "restart jobs")):
@@ -45,24 +53,38 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("jobs", nargs=1, metavar="JOB")
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    events = commands.add_parser("events", help="show what happened: state changes, restarts, …")
+    events.add_argument("jobs", nargs="*", metavar="JOB", help="only these jobs' events")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    events.add_argument(
+        "--since", type=int, metavar="SEQ", help="only events after this seq (resume from it)"
+    )
+    events.add_argument("-n", "--lines", type=int, help="only the newest N events of the history")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "lines", 0) < 0:
-        print("watchctl: -n must be 0 or more", file=sys.stderr)
-        return EXIT_USAGE
+    for option, key in (("-n", "lines"), ("--since", "since")):
+        value = getattr(args, key, None)
+        if value is not None and value < 0:
+            print(f"watchctl: {option} must be 0 or more", file=sys.stderr)
+            return EXIT_USAGE
     request = Request(
         args.command,
         tuple(getattr(args, "jobs", ())),
         getattr(args, "lines", None),
         getattr(args, "follow", False),
+        getattr(args, "since", None),
     )
     client = ControlClient(socket_path(args.socket))
+    palette = Palette(wants_colour(args.color, sys.stdout))
     try:
         if args.command == "logs":
             return _logs(client, request)
+        if args.command == "events":
+            return _events(client, request, palette, as_json=args.json)
         reply = client.request(request)
     except (Unreachable, ProtocolError, OSError) as error:
         print(f"watchctl: {error}", file=sys.stderr)
@@ -77,14 +99,31 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNKNOWN_JOB if reply.get("unknown_jobs") else EXIT_FAILED
     try:
         if args.command == "status":
-            return _print_status(reply, as_json=args.json, named=bool(args.jobs))
+            return _print_status(reply, as_json=args.json, palette=palette)
         if args.command == "reload":
             print(f"reloaded: {reply.get('summary', '')}")
         else:
-            print(format_table(_jobs(reply)))
+            print(format_table(_jobs(reply), palette))
     except ProtocolError as error:
         print(f"watchctl: {error}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _events(client: ControlClient, request: Request, palette: Palette, as_json: bool) -> int:
+    try:
+        for message in client.stream(request):
+            if not message.get("ok", True):
+                print(f"watchctl: {message.get('error')}", file=sys.stderr)
+                return EXIT_UNKNOWN_JOB if message.get("unknown_jobs") else EXIT_FAILED
+            batch = message.get("events", [])
+            if "event" in message:
+                batch = [message["event"]]
+            for event in batch:
+                print(json.dumps(event) if as_json else event_line(event, palette))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return EXIT_OK
     return EXIT_OK
 
 
@@ -106,7 +145,7 @@ def _logs(client: ControlClient, request: Request) -> int:
     return EXIT_OK
 
 
-def _print_status(reply: dict[str, Any], as_json: bool, named: bool) -> int:
+def _print_status(reply: dict[str, Any], as_json: bool, palette: Palette) -> int:
     jobs = _jobs(reply)
     if as_json:
         body = {"jobs": [job.to_wire() for job in jobs], "config_error": reply.get("config_error")}
@@ -114,10 +153,11 @@ def _print_status(reply: dict[str, Any], as_json: bool, named: bool) -> int:
     else:
         if reply.get("config_error"):
             print(f"config error (the last good config is running):\n{reply['config_error']}\n")
-        print(format_table(jobs) if jobs else "no jobs")
+        print(format_table(jobs, palette) if jobs else "no jobs")
         for line in containment_notes(jobs):
             print(line)
-    if named and any(job.state is not StatusWord.RUNNING for job in jobs):
+    # As supervisorctl and the LSB: 3 when any job shown (named, or all) is not running.
+    if any(job.state is not StatusWord.RUNNING for job in jobs):
         return EXIT_NOT_RUNNING
     return EXIT_OK
 
@@ -129,7 +169,8 @@ def _jobs(reply: dict[str, Any]) -> list[JobStatus]:
     return [JobStatus.from_wire(job) for job in jobs]
 
 
-def format_table(jobs: Sequence[JobStatus]) -> str:
+def format_table(jobs: Sequence[JobStatus], palette: Palette | None = None) -> str:
+    palette = palette or Palette(False)
     header = (
         "JOB",
         "STATE",
@@ -145,8 +186,11 @@ def format_table(jobs: Sequence[JobStatus]) -> str:
     rows = [header] + [_row(job) for job in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = []
-    for row in rows:
+    for number, row in enumerate(rows):
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        if number:  # the state word in its colour, padded as if it had none
+            word, space, rest = row[1].partition(" ")
+            cells[1] = palette.state(word) + space + rest + " " * (widths[1] - len(row[1]))
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from watchd.control.server import ControlServer
 from watchd.control.status import JobStatus, summary_line
 from watchd.errors import ConfigError
 from watchd.log import set_level
+from watchd.observe.history import History, Kind
 from watchd.offloop import off_loop
 from watchd.supervise import cgroup, pid1
 from watchd.supervise.cgroup import Hierarchy
@@ -68,6 +69,7 @@ class Daemon:
         self._held: dict[str, HeldSockets] = {}
         # This daemon's cgroup subtree, or why it falls back to process groups.
         self.containment: Hierarchy | str = "not set up"
+        self.history = History()
 
     async def run(self) -> int:
         """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
@@ -90,6 +92,9 @@ class Daemon:
             await control.start()
             await self._contain()
             await self._watch_config_files()
+            self.history.record(
+                Kind.CONFIG, ok=True, why="watchd started", added=[j.name for j in self.config.jobs]
+            )
             await self._start_jobs(self.config.jobs)
             await self._wait_for_readiness()
             self.ready.set()
@@ -214,6 +219,7 @@ class Daemon:
                 f"reading the config took longer than {CONFIG_READ_TIMEOUT:g}s; is a file in it "
                 "on a hung file system?"
             )
+            self.history.record(Kind.CONFIG, ok=False, why=why, error=self.config_error)
             log.error(
                 "%s; config refused, the running jobs are unchanged: %s", why, self.config_error
             )
@@ -230,6 +236,14 @@ class Daemon:
         except Exception as error:
             log.exception("%s: setting up a job failed", why)
             return self._refuse(why, f"{shown(self.config.path)}: cannot set up a job: {error}")
+        self.history.record(
+            Kind.CONFIG,
+            ok=True,
+            why=why,
+            added=[job.name for job in diff.added],
+            removed=list(diff.removed),
+            changed=[job.name for job in diff.changed],
+        )
         self.config_error = None
         set_level(new.log_level)
         old_jobs_dir, self.config = self.config.jobs_dir, new
@@ -259,6 +273,7 @@ class Daemon:
     def _refuse(self, why: str, error: str) -> bool:
         """Keep the last good config, and say why the new one is not in force."""
         self.config_error = error
+        self.history.record(Kind.CONFIG, ok=False, why=why, error=error)
         log.error("%s; config refused, the running jobs are unchanged:\n%s", why, error)
         return False
 
@@ -301,7 +316,9 @@ class Daemon:
 
     def _runner(self, job: JobConfig) -> JobRunner:
         """A runner for *job*, not started; its sockets are attached when it starts."""
-        return JobRunner(job, self._hub, self._status_changed, None, self.containment)
+        return JobRunner(
+            job, self._hub, self._status_changed, None, self.containment, history=self.history
+        )
 
     async def _start_runners(self, new: Sequence[JobRunner], detail: str) -> None:
         """Arm every job's watches first, then start the children: a change made once

@@ -77,7 +77,7 @@ def test_status_table_and_json_show_running_backoff_and_stopped_jobs(
     assert jobs["idle"]["last_trigger"]["kind"] == "manual"
 
     table = daemon.watchctl("status")
-    assert table.returncode == 0
+    assert table.returncode == 3  # crashy and idle are not running
     lines = table.stdout.splitlines()
     assert lines[0].split()[:5] == ["JOB", "STATE", "PID", "UPTIME", "RESTARTS"]
     row = next(line for line in lines if line.startswith("web "))
@@ -95,6 +95,7 @@ def test_status_exit_codes(daemon: Daemon, tmp_path: Path) -> None:
     wait_state(daemon, "down", "exited")
     assert daemon.watchctl("status", "up").returncode == 0
     assert daemon.watchctl("status", "up", "down").returncode == 3
+    assert daemon.watchctl("status").returncode == 3  # all jobs shown: one is down
     unknown = daemon.watchctl("status", "nope")
     assert unknown.returncode == 4
     assert "known jobs: up, down" in unknown.stderr or "known jobs: down, up" in unknown.stderr

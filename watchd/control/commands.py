@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from watchd.control.follow import FollowBacklog, Gap
+from watchd.control.events import send_events
+from watchd.control.follow import Gap
 from watchd.control.protocol import Request, error_reply, pages
 from watchd.control.server import Reply
 from watchd.control.status import JobStatus
-
-# How far (in bytes of lines) a slow `logs -f` reader may fall behind before lines are
-# dropped and it is told how many (lines are up to 64 KiB each).
-FOLLOW_BACKLOG_BYTES = 1024 * 1024
+from watchd.control.streams import Follower
+from watchd.observe.history import History
 
 
 class Controlled(Protocol):
     """The daemon, as the control socket sees it."""
 
     config_error: str | None
+    history: History
 
     def job_names(self) -> list[str]: ...
 
@@ -70,6 +69,8 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
                 await reply.send(error_reply(f"config refused:\n{daemon.config_error}"))
         case "logs":
             await _logs(daemon, request, reply)
+        case "events":
+            await send_events(daemon.history, request, reply)
 
 
 def _status(daemon: Controlled, names: Sequence[str]) -> dict[str, Any]:
@@ -90,23 +91,17 @@ async def _logs(daemon: Controlled, request: Request, reply: Reply) -> None:
     if not request.follow:
         await _send_tail(daemon.log_tail(name, request.lines), reply)
         return
-    backlog = FollowBacklog(FOLLOW_BACKLOG_BYTES)
-    arrived = asyncio.Event()
-
-    def on_line(line: str) -> None:
-        backlog.put(line)
-        arrived.set()
-
-    unfollow = daemon.follow_log(name, on_line)
+    follower = Follower()
+    unfollow = daemon.follow_log(name, follower.put)
     try:
         await _send_tail(daemon.log_tail(name, request.lines), reply)
-        hang_up = asyncio.ensure_future(reply.reader.read(1))  # b"" once the client is gone
-        try:
-            await _follow(backlog, arrived, hang_up, reply)
-        finally:
-            hang_up.cancel()
+        await follower.pump(reply, _log_message)
     finally:
         unfollow()
+
+
+def _log_message(item: str | Gap) -> dict[str, Any]:
+    return {"gap": item.missed} if isinstance(item, Gap) else {"line": item}
 
 
 async def _send_tail(lines: list[str], reply: Reply) -> None:
@@ -115,20 +110,3 @@ async def _send_tail(lines: list[str], reply: Reply) -> None:
     for number, chunk in enumerate(chunks, 1):
         more = {"more": True} if number < len(chunks) else {}
         await reply.send({"ok": True, "lines": chunk, **more})
-
-
-async def _follow(
-    backlog: FollowBacklog, arrived: asyncio.Event, hang_up: asyncio.Future[Any], reply: Reply
-) -> None:
-    while not hang_up.done():
-        item = backlog.pop()
-        if item is None:
-            arrived.clear()
-            waiting: asyncio.Future[Any] = asyncio.ensure_future(arrived.wait())
-            await asyncio.wait({hang_up, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-        elif isinstance(item, Gap):
-            await reply.send({"gap": item.missed}, timeout=None)
-        else:
-            # No write timeout: a reader that stalls costs at most the backlog's bound.
-            await reply.send({"line": item}, timeout=None)

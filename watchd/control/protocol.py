@@ -1,7 +1,8 @@
 """The control protocol: one JSON object per line each way. Pure code.
 
-A request is ``{"command": "status"|"start"|"stop"|"restart"|"reload"|"logs"|"hold"|"release",
-"jobs": [...]}`` (plus ``"lines"``/``"follow"`` for ``logs``); a reply is
+A request is ``{"command": "status"|"start"|"stop"|"restart"|"reload"|"logs"|"hold"|"release"|
+"events"|"metrics", "jobs": [...]}`` (plus ``"lines"``/``"follow"`` for ``logs`` and
+``events``, and ``"since"`` for ``events``); a reply is
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
 """
 
@@ -22,7 +23,11 @@ MAX_CONNECTIONS_PER_UID = 32
 MAX_REPLY = 4 * 1024 * 1024
 PAGE_BYTES = 1024 * 1024
 
-COMMANDS = frozenset({"status", "start", "stop", "restart", "reload", "logs", "hold", "release"})
+COMMANDS = frozenset(
+    {"status", "start", "stop", "restart", "reload", "logs", "hold", "release", "events", "metrics"}
+)
+# Commands that take "lines" and "follow".
+STREAMING = frozenset({"logs", "events"})
 # Commands that change something: only root and the control group may send them.
 MUTATING = frozenset({"start", "stop", "restart", "reload", "hold", "release"})
 NEEDS_JOBS = frozenset({"start", "stop", "restart", "logs"})
@@ -38,12 +43,15 @@ class Request:
     jobs: tuple[str, ...] = ()
     lines: int | None = None
     follow: bool = False
+    since: int | None = None  # events: those after this seq
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"command": self.command, "jobs": list(self.jobs)}
-        if self.command == "logs":
+        if self.command in STREAMING:
             body["lines"] = self.lines
             body["follow"] = self.follow
+        if self.command == "events":
+            body["since"] = self.since
         return body
 
 
@@ -70,13 +78,18 @@ def parse_request(line: bytes) -> Request:
         raise ProtocolError('malformed request: "jobs" must be a list of job names')
     if command in NEEDS_JOBS and not jobs:
         raise ProtocolError(f"{command} needs at least one job name")
-    lines = body.get("lines")
-    if lines is not None and (not isinstance(lines, int) or isinstance(lines, bool) or lines < 0):
-        raise ProtocolError('malformed request: "lines" must be a whole number >= 0')
+    lines = _count(body, "lines")
     follow = body.get("follow", False)
     if not isinstance(follow, bool):
         raise ProtocolError('malformed request: "follow" must be true or false')
-    return Request(command, tuple(jobs), lines, follow)
+    return Request(command, tuple(jobs), lines, follow, _count(body, "since"))
+
+
+def _count(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ProtocolError(f'malformed request: "{key}" must be a whole number >= 0')
+    return value
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -15,6 +15,8 @@ from typing import Any
 from watchd.config.model import JobConfig
 from watchd.control.status import HealthRecord, JobStatus, TriggerRecord
 from watchd.log import JobOutput
+from watchd.observe.history import History
+from watchd.observe.jobevents import JobEvents
 from watchd.supervise import events as ev
 from watchd.supervise import probes
 from watchd.supervise.cgroup import Hierarchy
@@ -56,11 +58,14 @@ class JobRunner:
         on_state_change: Callable[[], None] | None = None,
         sockets: HeldSockets | None = None,
         containment: Hierarchy | str = "not set up",
+        *,
+        history: History | None = None,
     ) -> None:
         self.containment = JobContainment(config, containment)
         self.sockets = sockets  # held by the daemon across this runner's restarts
         self._on_state_change = on_state_change
         self.job = Job(config)
+        self._events = JobEvents(history or History(), self.job, config.name)
         self.output = OutputBuffer(config.log_lines)
         self._job_output = JobOutput(config.name)
         self._hub = hub
@@ -108,6 +113,7 @@ class JobRunner:
         if not self.config.watch.paths:
             return
         await self.watch.arm()
+        self._events.armed(self.backend, self.config.watch.backend)
         watched = counted(self.watched_paths(), "path")
         log.info("%s: watching %s (%s)", self.name, watched, self.backend)
 
@@ -179,12 +185,15 @@ class JobRunner:
 
     def handle(self, event: ev.Input) -> None:
         before = self.job.state
+        self._events.handling(event)
         drive(self.job, event, self._clock, self._perform)
+        self._events.settled()
         self._state_changed.set()
         if self.job.state is not before and self._on_state_change is not None:
             self._on_state_change()
 
     def _on_changes(self, changes: Sequence[Change]) -> None:
+        self._events.changes(changes)
         for change in changes:
             self.handle(ev.ChangeSeen(change.path))
 
@@ -194,6 +203,7 @@ class JobRunner:
         return ev.Moment(self._loop.time(), time.time())
 
     def _perform(self, action: ev.Action) -> ev.Input | None:
+        self._events.acting(action)
         match action:
             case ev.Spawn():
                 return self._spawn()

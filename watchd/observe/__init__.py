@@ -1,0 +1,1 @@
+"""What the daemon tells its observers: the event history and the metrics."""

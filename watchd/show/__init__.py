@@ -1,0 +1,1 @@
+"""How watchctl shows what the daemon answers: tables, events, log lines, colours."""
