@@ -18,7 +18,9 @@ import tomllib
 
 # PyPI name (normalised) -> Debian package. PyYAML's wheel links libyaml in statically;
 # Debian's python3-yaml uses Debian's libyaml and gets its security updates.
-FROM_DEBIAN = {"pyyaml": "python3-yaml"}
+# prometheus_client: Debian's (0.16 in Debian 12) serves watchd's needs, and a bundled
+# copy would bring its own shebangs and a license to quote.
+FROM_DEBIAN = {"pyyaml": "python3-yaml", "prometheus-client": "python3-prometheus-client"}
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
 

@@ -31,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--color",
-        choices=("auto", "always", "never"),
+        type=_when_to_colour,
         default="auto",
-        help="colour states (default auto: on a terminal, unless NO_COLOR is set)",
+        metavar="WHEN",
+        help="colour states: auto (the default: on a terminal, unless NO_COLOR is set),"
+        " always or never",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status = commands.add_parser("status", help="show jobs (exit 3 if one shown is not running)")
@@ -61,7 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", type=int, metavar="SEQ", help="only events after this seq (resume from it)"
     )
     events.add_argument("-n", "--lines", type=int, help="only the newest N events of the history")
+    commands.add_parser("metrics", help="print the metrics in the Prometheus text format")
     return parser
+
+
+def _when_to_colour(text: str) -> str:
+    if text not in ("auto", "always", "never"):
+        raise argparse.ArgumentTypeError(f"expected auto, always or never, got {text!r}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     client = ControlClient(socket_path(args.socket))
     palette = Palette(wants_colour(args.color, sys.stdout))
     try:
-        if args.command == "logs":
+        if args.command in ("logs", "metrics"):
             return _logs(client, request)
         if args.command == "events":
             return _events(client, request, palette, as_json=args.json)

@@ -8,11 +8,11 @@ import logging
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchd.config.diff import diff_jobs
 from watchd.config.loader import load_config
-from watchd.config.model import DaemonConfig, JobConfig
+from watchd.config.model import DaemonConfig, JobConfig, tcp_address
 from watchd.config.nodes import shown
 from watchd.control.commands import execute
 from watchd.control.server import ControlServer
@@ -20,6 +20,8 @@ from watchd.control.status import JobStatus, summary_line
 from watchd.errors import ConfigError
 from watchd.log import set_level
 from watchd.observe.history import History, Kind
+from watchd.observe.http import MetricsServer
+from watchd.observe.tally import Tally
 from watchd.offloop import off_loop
 from watchd.supervise import cgroup, pid1
 from watchd.supervise.cgroup import Hierarchy
@@ -35,6 +37,9 @@ from watchd.watch.base import Backend, Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter
+
+if TYPE_CHECKING:
+    from watchd.observe.metrics import Metrics
 
 log = logging.getLogger("watchd")
 
@@ -70,6 +75,10 @@ class Daemon:
         # This daemon's cgroup subtree, or why it falls back to process groups.
         self.containment: Hierarchy | str = "not set up"
         self.history = History()
+        self.tally = Tally()
+        self.history.listen(self.tally)
+        self._metrics: Metrics | None = None  # made on first use
+        self._metrics_server: MetricsServer | None = None
 
     async def run(self) -> int:
         """Start every job, serve until SIGTERM/SIGINT, stop every job; return the exit code."""
@@ -91,6 +100,7 @@ class Daemon:
         try:
             await control.start()
             await self._contain()
+            await self._serve_metrics()
             await self._watch_config_files()
             self.history.record(
                 Kind.CONFIG, ok=True, why="watchd started", added=[j.name for j in self.config.jobs]
@@ -106,6 +116,8 @@ class Daemon:
             self._notifier.stopping()
         finally:
             await control.close()
+            if self._metrics_server is not None:
+                await self._metrics_server.close()
             status = await self._shutdown()
             if pid1.is_init():
                 await pid1.end_leftovers(self._longest_stop_timeout())
@@ -167,6 +179,37 @@ class Daemon:
 
     def job_status(self, names: Sequence[str]) -> list[JobStatus]:
         return [self.runners[name].status() for name in names if name in self.runners]
+
+    def metrics_text(self) -> str:
+        return self._render_metrics()[0].decode()
+
+    def _render_metrics(self) -> tuple[bytes, str]:
+        # Imported on first use: a daemon nobody scrapes never loads prometheus_client.
+        from watchd.observe import metrics  # noqa: PLC0415
+
+        if self._metrics is None:
+            self._metrics = metrics.Metrics(lambda: self.job_status(list(self.runners)), self.tally)
+        return self._metrics.render(), metrics.CONTENT_TYPE
+
+    async def _serve_metrics(self) -> None:
+        """Serve GET /metrics where ``metrics.listen`` says (nowhere when it is unset)."""
+        listen = self.config.metrics.listen
+        old = self._metrics_server
+        if old is not None and (old.host, old.port) == listen:
+            return
+        if old is not None:
+            await old.close()
+            self._metrics_server = None
+        if listen is None:
+            return
+        server = MetricsServer(*listen, self._render_metrics)
+        try:
+            await server.start()
+        except OSError as error:
+            log.error("cannot serve metrics at %s: %s", tcp_address(*listen), error.strerror)
+            return
+        self._metrics_server = server
+        log.info("metrics at http://%s/metrics", tcp_address(*server.address))
 
     async def control_jobs(self, command: str, names: Sequence[str]) -> list[str]:
         """Start, stop or restart jobs; return once each has settled (a started job is ready
@@ -249,6 +292,7 @@ class Daemon:
         old_jobs_dir, self.config = self.config.jobs_dir, new
         if new.jobs_dir != old_jobs_dir:
             await self._watch_config_files()
+        await self._serve_metrics()
         if not (diff.added or diff.removed or diff.changed):
             log.info("%s: no job changed", why)
             return True

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from watchd.config.jobs import JOB_KEYS, WATCH_VALUES
-from watchd.config.loader import CONTROL_KEYS, MAIN_KEYS
+from watchd.config.loader import CONTROL_KEYS, MAIN_KEYS, METRICS_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA: dict[str, Any] = json.loads((REPO / "config" / "watchd.schema.json").read_text())
@@ -35,6 +35,7 @@ def test_the_schema_knows_exactly_the_loaders_keys() -> None:
     job = SCHEMA["$defs"]["jobSettings"]["properties"]
     assert set(SCHEMA["properties"]) == set(MAIN_KEYS)
     assert set(SCHEMA["properties"]["control"]["properties"]) == set(CONTROL_KEYS)
+    assert set(SCHEMA["properties"]["metrics"]["properties"]) == set(METRICS_KEYS)
     assert set(job) == set(JOB_KEYS)
     assert set(job["watch"]["properties"]) == set(WATCH_VALUES)
 

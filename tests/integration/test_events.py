@@ -98,7 +98,7 @@ def test_a_scripted_sequence_is_told_in_order_with_seq_increasing_by_one(
     assert [e["job"] for e in events(daemon, "other")] == ["other"] * 2
     table = daemon.watchctl("events", "web")
     assert table.returncode == 0
-    assert "running → stopping (change: " in table.stdout
+    assert "running -> stopping (change: " in table.stdout
 
 
 def test_since_the_newest_seq_there_is_nothing_new(daemon: Daemon) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from watchd import cli, ctl
 from watchd.config.jobs import JOB_KEYS, WATCH_VALUES
-from watchd.config.loader import CONTROL_KEYS, MAIN_KEYS
+from watchd.config.loader import CONTROL_KEYS, MAIN_KEYS, METRICS_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "packaging" / "manpages.py"
@@ -58,7 +58,8 @@ def plain(page: Path) -> str:
 
 def test_the_readme_tables_list_exactly_the_loaders_keys() -> None:
     readme = (REPO / "README.md").read_text()
-    main = {f"control.{key}" for key in CONTROL_KEYS} | set(MAIN_KEYS) - {"control"}
+    main = {f"control.{key}" for key in CONTROL_KEYS} | {f"metrics.{key}" for key in METRICS_KEYS}
+    main |= set(MAIN_KEYS) - {"control", "metrics"}
     job = {f"watch.{key}" for key in WATCH_VALUES} | set(JOB_KEYS) - {"watch"}
     assert table_keys(readme, "The main file's keys, with their defaults:") == main
     assert table_keys(readme, "Every job key, with its default:") == job

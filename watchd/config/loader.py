@@ -13,7 +13,7 @@ import yaml
 
 from watchd.config import values
 from watchd.config.jobs import Entry, build_job, check_job_name, job_entries, unknown_key
-from watchd.config.model import ControlConfig, DaemonConfig, JobConfig
+from watchd.config.model import ControlConfig, DaemonConfig, JobConfig, MetricsConfig
 from watchd.config.nodes import (
     Invalid,
     Issues,
@@ -26,10 +26,12 @@ from watchd.config.nodes import (
     source_of,
     text_of,
 )
+from watchd.config.serving import tcp_address
 from watchd.errors import ConfigError, ConfigIssue
 
-MAIN_KEYS = ("control", "log_level", "jobs_dir", "defaults", "jobs")
+MAIN_KEYS = ("control", "metrics", "log_level", "jobs_dir", "defaults", "jobs")
 CONTROL_KEYS = ("socket", "group", "mode")
+METRICS_KEYS = ("listen",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
 LOADER_FAULT = "cannot read the config: "
@@ -68,6 +70,7 @@ class _Loader:
         self.issues = Issues()
         self.settings: dict[str, object] = {"jobs_dir": path.parent / "jobs.d"}
         self.control: dict[str, object] = {}
+        self.metrics = MetricsConfig()
         self.defaults: dict[str, Entry] = {}
         self.jobs: dict[str, JobConfig] = {}
         self.defined_at: dict[str, yaml.Node] = {}
@@ -92,6 +95,7 @@ class _Loader:
         return DaemonConfig(
             path=self.path,
             control=ControlConfig(**self.control),  # type: ignore[arg-type]
+            metrics=self.metrics,
             log_level=str(self.settings.get("log_level", "info")),
             jobs_dir=jobs_dir if isinstance(jobs_dir, Path) else None,
             jobs=tuple(self.jobs.values()),
@@ -102,6 +106,8 @@ class _Loader:
         match key:
             case "control":
                 self._control(value)
+            case "metrics":
+                self._metrics(value)
             case "log_level":
                 level = (text_of(value) or "").lower()
                 if level in LOG_LEVELS:
@@ -130,6 +136,15 @@ class _Loader:
                 parsed = self._value(f"control.{key}", value, parser)
                 if parsed is not None:
                     self.control[key] = parsed
+
+    def _metrics(self, node: yaml.Node) -> None:
+        for key, (key_node, value) in (mapping(node, "metrics", self.issues) or {}).items():
+            if key != "listen":
+                unknown_key(self.issues, key_node, f"metrics.{key}", METRICS_KEYS)
+            elif not is_null(value):
+                listen = self._value("metrics.listen", value, tcp_address)
+                if isinstance(listen, tuple):
+                    self.metrics = MetricsConfig(listen=listen)
 
     def _value(self, key_path: str, node: yaml.Node, parser: object) -> object:
         try:

@@ -182,9 +182,16 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Where GET /metrics is served: (host, port), host "" for every address; None: nowhere.
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     path: Path  # the main file
     control: ControlConfig = field(default_factory=ControlConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log_level: str = "info"
     jobs_dir: Path | None = None  # absolute; it need not exist (yet)
     jobs: tuple[JobConfig, ...] = ()

@@ -26,6 +26,8 @@ class Controlled(Protocol):
 
     def summary(self) -> str: ...
 
+    def metrics_text(self) -> str: ...
+
     async def control_jobs(self, command: str, names: Sequence[str]) -> list[str]: ...
 
     async def reload(self, why: str) -> bool: ...
@@ -71,6 +73,8 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
             await _logs(daemon, request, reply)
         case "events":
             await send_events(daemon.history, request, reply)
+        case "metrics":
+            await _send_tail(daemon.metrics_text().splitlines(), reply)
 
 
 def _status(daemon: Controlled, names: Sequence[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def _what(kind: str, event: dict[str, Any], palette: Palette) -> str:
     match kind:
         case "state":
             before, after = event.get("from", "?"), event.get("to", "?")
-            return f"{palette.state(before)} → {palette.state(after)}{_because(event)}"
+            return f"{palette.state(before)} -> {palette.state(after)}{_because(event)}"
         case "restart":
             return _because(event).strip(" ()") or "restarted"
         case "change":
