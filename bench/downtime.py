@@ -256,7 +256,7 @@ class CircusServer(Subject):
 
 
 # watchd's overlap restarts (a new server started and ready before the old one stops).
-OVERLAP = False
+OVERLAP = True
 
 
 def subjects(python: Path | None, wanted: set[str], overlap: bool = OVERLAP) -> list[Subject]:

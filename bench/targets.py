@@ -117,6 +117,16 @@ def check(results: list[Result]) -> list[Verdict]:
                     and r["restarts"] >= 50,
                 )
             )
+        if r["tool"].startswith("watchd (overlap") and r["restart_p99_ms"] is not None:
+            ratio = r["restart_p99_ms"] / r["steady_p99_ms"]
+            verdicts.append(
+                (
+                    f"{r['tool']}: p99 during restarts ≤ 2× steady",
+                    f"{r['restart_p99_ms']:.0f} ms against {r['steady_p99_ms']:.0f} ms"
+                    f" ({ratio:.2f}×)",
+                    ratio <= 2,
+                )
+            )
     verdicts += _scale(results)
     return verdicts
 

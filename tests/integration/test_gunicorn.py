@@ -13,6 +13,8 @@ from tests.helpers.load import Load, get
 from tests.helpers.wait import wait_until
 
 RESTARTS = 8
+# gunicorn's master and workers each import it: on a loaded 2-core machine that is slow.
+BOOT_TIMEOUT = 90.0
 
 # Every answer names the gunicorn master that serves it (the worker's parent): the PID
 # watchd sees as the job's child.
@@ -69,10 +71,10 @@ def test_gunicorn_on_a_held_socket_fails_no_request_across_restarts(tmp_path: Pa
     with running_daemon(tmp_path) as daemon:
         daemon.write_jobs("web.yaml", {"web": job})
         daemon.start()
-        first = wait_until(lambda: job_pid(daemon), "gunicorn to run")
+        first = wait_until(lambda: job_pid(daemon), "gunicorn to run", BOOT_TIMEOUT)
         port = int(daemon.job("web")["sockets"][0].rsplit(":", 1)[1])
         # gunicorn answers on watchd's socket: it bound nothing of its own.
-        assert wait_until(lambda: _answer(port), "a first answer") == str(first)
+        assert wait_until(lambda: _answer(port), "a first answer", BOOT_TIMEOUT) == str(first)
         masters = [first]
         with Load(port, clients=4) as load:
             for version in range(1, RESTARTS + 1):
@@ -81,11 +83,14 @@ def test_gunicorn_on_a_held_socket_fails_no_request_across_restarts(tmp_path: Pa
                     wait_until(
                         lambda: (pid := job_pid(daemon)) not in (None, masters[-1]) and pid,
                         "a new gunicorn master",
+                        BOOT_TIMEOUT,
                     )
                 )
                 # Served by the new master's workers before the next save.
                 wait_until(
-                    lambda: load.served_by[str(masters[-1])] > 0, "an answer from the new master"
+                    lambda: load.served_by[str(masters[-1])] > 0,
+                    "an answer from the new master",
+                    BOOT_TIMEOUT,
                 )
         assert load.failures == 0, load.errors
         assert {str(pid) for pid in masters} <= set(load.served_by)
@@ -97,3 +102,43 @@ def _answer(port: int) -> str | None:
         return get("127.0.0.1", port, 5)
     except OSError:
         return None
+
+
+def test_gunicorn_under_ready_notify_and_overlap_fails_no_request(tmp_path: Path) -> None:
+    """gunicorn's own READY=1 (sent by its arbiter through NOTIFY_SOCKET) makes the job
+    ready; with overlap, each new master serves before the old one is stopped."""
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    write_app(app_dir, 0)
+    job = gunicorn_job(
+        app_dir,
+        sockets=[{"tcp": "127.0.0.1:0", "name": "http"}],
+        ready="notify",
+        restart_mode="overlap",
+    )
+    with running_daemon(tmp_path) as daemon:
+        daemon.write_jobs("web.yaml", {"web": job})
+        daemon.start()
+        first = wait_until(lambda: job_pid(daemon), "gunicorn to run", BOOT_TIMEOUT)
+        status = daemon.job("web")
+        assert (status["ready"], status["status_text"]) == (True, "Gunicorn arbiter booted")
+        port = int(status["sockets"][0].rsplit(":", 1)[1])
+        masters = [first]
+        with Load(port, clients=4) as load:
+            wait_until(lambda: load.ok > 0, "a first answer", BOOT_TIMEOUT)
+            for version in range(1, RESTARTS + 1):
+                write_app(app_dir, version)
+                masters.append(
+                    wait_until(
+                        lambda: (pid := job_pid(daemon)) not in (None, masters[-1]) and pid,
+                        "a new gunicorn master",
+                        BOOT_TIMEOUT,
+                    )
+                )
+                wait_until(
+                    lambda: load.served_by[str(masters[-1])] > 0,
+                    "an answer from the new master",
+                    BOOT_TIMEOUT,
+                )
+        assert load.failures == 0, load.errors
+        assert daemon.job("web")["ready"] is True
