@@ -27,16 +27,7 @@ from bench.tools import peers as peer_tools
 from bench.workloads import QUICK, WORKLOADS, Bench, Sizes
 
 HERE = Path(__file__).resolve().parent
-TOOL_NAMES = (
-    "watchd",
-    "watchfiles",
-    "watchmedo",
-    "hupper",
-    "django",
-    "django-watchfiles",
-    "supervisord",
-    "circus",
-)
+TOOL_NAMES = ("watchd", *report.PEER_ORDER)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.report import PEER_ORDER
 from bench.workloads import WORKLOADS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,16 +99,7 @@ def test_quick_run_of_watchd_writes_every_workload(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(not PEERS_READY, reason="the peers' venv is built by `python -m bench`")
 def test_quick_run_with_the_peers(tmp_path: Path) -> None:
-    tools = {
-        "watchd",
-        "watchfiles",
-        "watchmedo",
-        "hupper",
-        "django",
-        "django-watchfiles",
-        "supervisord",
-        "circus",
-    }
+    tools = {"watchd", *PEER_ORDER}
     records = run_quick(tmp_path, ",".join(sorted(tools)))
     check_records(records, tools)
     # Held sockets: the quick run's few restarts under load failed no request.
