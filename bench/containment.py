@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from watchd.control.client import ControlClient
-from watchd.control.protocol import Request
+from watchd.control.protocol import Command, Request
 from watchd.supervise import cgroup
 
 HERE = Path(__file__).resolve().parent
@@ -153,7 +153,7 @@ def escaped(count: int, tool: str, workdir: Path) -> dict[str, object]:
         else:
             assert watchd is not None
             # What watchctl sends, from here: no interpreter start-up in the measurement.
-            ControlClient(watchd.socket).request(Request("stop", ("tree",)))
+            ControlClient(watchd.socket).request(Request(Command.STOP, ("tree",)))
         returned_ms = round((time.monotonic() - started) * 1000, 1)
         deadline = started + GRACE
         while any(alive(pid) for pid in pids) and time.monotonic() < deadline:

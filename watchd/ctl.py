@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from watchd.control.client import ControlClient, Unreachable, socket_path
-from watchd.control.protocol import ProtocolError, Request
+from watchd.control.protocol import Command, ProtocolError, Request
 from watchd.control.status import JobStatus, TriggerRecord
 from watchd.durations import format_duration
 from watchd.show.colour import Palette, wants_colour
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"watchctl: {option} must be 0 or more", file=sys.stderr)
             return EXIT_USAGE
     request = Request(
-        args.command,
+        Command(args.command),
         tuple(getattr(args, "jobs", ())),
         getattr(args, "lines", None),
         getattr(args, "follow", False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from watchd.control.protocol import (
+    Command,
     ProtocolError,
     Request,
     decode_reply,
@@ -15,12 +16,12 @@ from watchd.control.protocol import (
 
 
 def test_a_status_request_round_trips() -> None:
-    request = Request("status", ("web", "worker"))
+    request = Request(Command.STATUS, ("web", "worker"))
     assert parse_request(encode(request.to_json())) == request
 
 
 def test_logs_request_keeps_lines_and_follow() -> None:
-    request = Request("logs", ("web",), 20, True)
+    request = Request(Command.LOGS, ("web",), 20, True)
     assert parse_request(encode(request.to_json())) == request
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 MAX_REQUEST = 64 * 1024  # bytes, newline included
@@ -23,14 +24,27 @@ MAX_CONNECTIONS_PER_UID = 32
 MAX_REPLY = 4 * 1024 * 1024
 PAGE_BYTES = 1024 * 1024
 
-COMMANDS = frozenset(
-    {"status", "start", "stop", "restart", "reload", "logs", "hold", "release", "events", "metrics"}
-)
+
+class Command(StrEnum):
+    STATUS = "status"
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    RELOAD = "reload"
+    LOGS = "logs"
+    HOLD = "hold"
+    RELEASE = "release"
+    EVENTS = "events"
+    METRICS = "metrics"
+
+
+C = Command
+COMMANDS = frozenset(Command)
 # Commands that take "lines" and "follow".
-STREAMING = frozenset({"logs", "events"})
+STREAMING = frozenset({C.LOGS, C.EVENTS})
 # Commands that change something: only root and the control group may send them.
-MUTATING = frozenset({"start", "stop", "restart", "reload", "hold", "release"})
-NEEDS_JOBS = frozenset({"start", "stop", "restart", "logs"})
+MUTATING = frozenset({C.START, C.STOP, C.RESTART, C.RELOAD, C.HOLD, C.RELEASE})
+NEEDS_JOBS = frozenset({C.START, C.STOP, C.RESTART, C.LOGS})
 
 
 class ProtocolError(ValueError):
@@ -39,7 +53,7 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    command: str
+    command: Command
     jobs: tuple[str, ...] = ()
     lines: int | None = None
     follow: bool = False
@@ -50,7 +64,7 @@ class Request:
         if self.command in STREAMING:
             body["lines"] = self.lines
             body["follow"] = self.follow
-        if self.command == "events":
+        if self.command is Command.EVENTS:
             body["since"] = self.since
         return body
 
@@ -82,7 +96,7 @@ def parse_request(line: bytes) -> Request:
     follow = body.get("follow", False)
     if not isinstance(follow, bool):
         raise ProtocolError('malformed request: "follow" must be true or false')
-    return Request(command, tuple(jobs), lines, follow, _count(body, "since"))
+    return Request(Command(command), tuple(jobs), lines, follow, _count(body, "since"))
 
 
 def _count(body: dict[str, Any], key: str) -> int | None:

@@ -38,7 +38,7 @@ class Holds:
     def __init__(self, stale_after: float = STALE_AFTER) -> None:
         self.stale_after = stale_after
         self.manual = False
-        self._pending: dict[Change, None] = {}
+        self._held_changes: dict[Change, None] = {}
         self._live: dict[str, _Live] = {}
         self._stale: dict[str, Stamp] = {}
 
@@ -55,7 +55,7 @@ class Holds:
         return bool(self._live)
 
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._held_changes)
 
     def observe(
         self, locks: Mapping[str, Stamp], now: float, wall: float, active: bool = False
@@ -89,12 +89,12 @@ class Holds:
     def offer(self, changes: Iterable[Change]) -> list[Change]:
         """The changes to act on now: none while held (they are kept), else these and
         any kept before."""
-        self._pending.update(dict.fromkeys(changes))
+        self._held_changes.update(dict.fromkeys(changes))
         return self.flush()
 
     def flush(self) -> list[Change]:
         """Everything kept, once nothing holds any more."""
-        if self.held_by is not None or not self._pending:
+        if self.held_by is not None or not self._held_changes:
             return []
-        batch, self._pending = list(self._pending), {}
+        batch, self._held_changes = list(self._held_changes), {}
         return batch
