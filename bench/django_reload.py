@@ -6,6 +6,7 @@ reloads one ``git checkout`` of 100 modules costs."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
@@ -94,7 +95,8 @@ class Runserver:
             with urllib.request.urlopen(self.url + path, timeout=5) as response:
                 body: bytes = response.read()
                 return body.decode()
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
+            # Refused, reset or cut short: a server on its way down or not up yet.
             return None
 
     def wait_for(self, path: str, expected: str, timeout: float = SERVE_TIMEOUT) -> float | None:
