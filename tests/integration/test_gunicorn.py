@@ -63,6 +63,25 @@ def job_pid(daemon: Daemon) -> int | None:
     return pid
 
 
+def save_each_version(daemon: Daemon, app_dir: Path, load: Load, masters: list[int | None]) -> None:
+    """Save RESTARTS new versions; after each, wait for a new master and for an answer
+    from its workers before the next save. Appends each new master to *masters*."""
+    for version in range(1, RESTARTS + 1):
+        write_app(app_dir, version)
+        masters.append(
+            wait_until(
+                lambda: (pid := job_pid(daemon)) not in (None, masters[-1]) and pid,
+                "a new gunicorn master",
+                BOOT_TIMEOUT,
+            )
+        )
+        wait_until(
+            lambda: load.served_by[str(masters[-1])] > 0,
+            "an answer from the new master",
+            BOOT_TIMEOUT,
+        )
+
+
 def test_gunicorn_on_a_held_socket_fails_no_request_across_restarts(tmp_path: Path) -> None:
     app_dir = tmp_path / "app"
     app_dir.mkdir()
@@ -77,21 +96,7 @@ def test_gunicorn_on_a_held_socket_fails_no_request_across_restarts(tmp_path: Pa
         assert wait_until(lambda: _answer(port), "a first answer", BOOT_TIMEOUT) == str(first)
         masters = [first]
         with Load(port, clients=4) as load:
-            for version in range(1, RESTARTS + 1):
-                write_app(app_dir, version)
-                masters.append(
-                    wait_until(
-                        lambda: (pid := job_pid(daemon)) not in (None, masters[-1]) and pid,
-                        "a new gunicorn master",
-                        BOOT_TIMEOUT,
-                    )
-                )
-                # Served by the new master's workers before the next save.
-                wait_until(
-                    lambda: load.served_by[str(masters[-1])] > 0,
-                    "an answer from the new master",
-                    BOOT_TIMEOUT,
-                )
+            save_each_version(daemon, app_dir, load, masters)
         assert load.failures == 0, load.errors
         assert {str(pid) for pid in masters} <= set(load.served_by)
         assert daemon.job("web")["restarts"] >= RESTARTS
@@ -126,19 +131,6 @@ def test_gunicorn_under_ready_notify_and_overlap_fails_no_request(tmp_path: Path
         masters = [first]
         with Load(port, clients=4) as load:
             wait_until(lambda: load.ok > 0, "a first answer", BOOT_TIMEOUT)
-            for version in range(1, RESTARTS + 1):
-                write_app(app_dir, version)
-                masters.append(
-                    wait_until(
-                        lambda: (pid := job_pid(daemon)) not in (None, masters[-1]) and pid,
-                        "a new gunicorn master",
-                        BOOT_TIMEOUT,
-                    )
-                )
-                wait_until(
-                    lambda: load.served_by[str(masters[-1])] > 0,
-                    "an answer from the new master",
-                    BOOT_TIMEOUT,
-                )
+            save_each_version(daemon, app_dir, load, masters)
         assert load.failures == 0, load.errors
         assert daemon.job("web")["ready"] is True
