@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -15,6 +16,7 @@ from watchd.control.status import JobStatus, TriggerRecord
 from watchd.durations import format_duration
 from watchd.show.colour import Palette, wants_colour
 from watchd.show.events import event_line
+from watchd.show.logs import LogLines
 from watchd.supervise.states import StatusWord
 from watchd.text import counted
 
@@ -51,10 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("jobs", nargs="*", metavar="JOB")
     commands.add_parser("reload", help="re-read the config now")
-    logs = commands.add_parser("logs", help="show a job's recent output")
-    logs.add_argument("jobs", nargs=1, metavar="JOB")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    logs = commands.add_parser(
+        "logs", help="show jobs' recent output; several jobs interleaved in time order"
+    )
+    logs.add_argument("jobs", nargs="+", metavar="JOB")
+    logs.add_argument(
+        "-n", "--lines", type=int, default=50, help="how many lines, of all together (default 50)"
+    )
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "-t",
+        "--timestamps",
+        action="store_true",
+        help="time and job name before each line (always so for several jobs)",
+    )
     events = commands.add_parser("events", help="show what happened: state changes, restarts, …")
     events.add_argument("jobs", nargs="*", metavar="JOB", help="only these jobs' events")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -90,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     client = ControlClient(socket_path(args.socket))
     palette = Palette(wants_colour(args.color, sys.stdout))
     try:
-        if args.command in ("logs", "metrics"):
-            return _logs(client, request)
-        if args.command == "events":
-            return _events(client, request, palette, as_json=args.json)
-        reply = client.request(request)
+        return _run(args, client, request, palette)
     except (Unreachable, ProtocolError, OSError) as error:
         print(f"watchctl: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -103,19 +111,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _run(
+    args: argparse.Namespace, client: ControlClient, request: Request, palette: Palette
+) -> int:
+    if args.command == "logs":
+        names = list(dict.fromkeys(args.jobs))
+        return _logs(client, request, LogLines(names, args.timestamps or len(names) > 1, palette))
+    if args.command == "metrics":
+        return _logs(client, request, LogLines([], False, palette))
+    if args.command == "events":
+        return _events(client, request, palette, as_json=args.json)
+    reply = client.request(request)
     if not reply.get("ok"):
         print(f"watchctl: {reply.get('error', 'request failed')}", file=sys.stderr)
         return EXIT_UNKNOWN_JOB if reply.get("unknown_jobs") else EXIT_FAILED
-    try:
-        if args.command == "status":
-            return _print_status(reply, as_json=args.json, palette=palette)
-        if args.command == "reload":
-            print(f"reloaded: {reply.get('summary', '')}")
-        else:
-            print(format_table(_jobs(reply), palette))
-    except ProtocolError as error:
-        print(f"watchctl: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.command == "status":
+        return _print_status(reply, as_json=args.json, palette=palette)
+    if args.command == "reload":
+        print(f"reloaded: {reply.get('summary', '')}")
+    else:
+        print(format_table(_jobs(reply), palette))
     return EXIT_OK
 
 
@@ -136,16 +153,23 @@ def _events(client: ControlClient, request: Request, palette: Palette, as_json: 
     return EXIT_OK
 
 
-def _logs(client: ControlClient, request: Request) -> int:
+def _logs(client: ControlClient, request: Request, shown: LogLines) -> int:
     try:
         for message in client.stream(request):
             if not message.get("ok", True):
                 print(f"watchctl: {message.get('error')}", file=sys.stderr)
                 return EXIT_UNKNOWN_JOB if message.get("unknown_jobs") else EXIT_FAILED
-            for line in message.get("lines", []):
-                print(line)
+            if "lines" in message:  # a page of the tail: "at" and "job" beside "lines"
+                lines = message["lines"]
+                stamps, jobs = message.get("at") or [], message.get("job") or []
+                for text, at, job in itertools.zip_longest(
+                    lines, stamps[: len(lines)], jobs[: len(lines)]
+                ):
+                    print(shown.line(text, at, job))
             if "line" in message:
-                print(message["line"], flush=True)
+                print(
+                    shown.line(message["line"], message.get("at"), message.get("job")), flush=True
+                )
             if "gap" in message:
                 missed = counted(message["gap"], "line")
                 print(f"watchctl: {missed} not shown (this reader fell behind)", file=sys.stderr)

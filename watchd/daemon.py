@@ -236,10 +236,10 @@ class Daemon:
         problems = (_start_problem(runner, starts[runner.name]) for runner in runners)
         return [problem for problem in problems if problem is not None]
 
-    def log_tail(self, name: str, lines: int | None) -> list[str]:
+    def log_tail(self, name: str, lines: int | None) -> list[tuple[float, str]]:
         return self.runners[name].output.tail(lines)
 
-    def follow_log(self, name: str, callback: Callable[[str], None]) -> Callable[[], None]:
+    def follow_log(self, name: str, callback: Callable[[float, str], None]) -> Callable[[], None]:
         return self.runners[name].output.follow(callback)
 
     # ---- config ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ def run(spec: SpawnSpec) -> list[str]:
     lines: list[str] = []
 
     async def scenario() -> None:
-        child = ChildProcess.spawn(spec, lines.append)
+        child = ChildProcess.spawn(spec, lambda line, _at: lines.append(line))
         await child.finish(signal.SIGTERM, 5)
 
     asyncio.run(scenario())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from watchd.control.follow import FollowBacklog, Gap
 
 
-def drain(backlog: FollowBacklog) -> list[str | Gap]:
+def drain(backlog: FollowBacklog[str]) -> list[str | Gap]:
     items: list[str | Gap] = []
     while (item := backlog.pop()) is not None:
         items.append(item)
@@ -13,7 +13,7 @@ def drain(backlog: FollowBacklog) -> list[str | Gap]:
 
 
 def test_a_reader_that_keeps_up_gets_every_line() -> None:
-    backlog = FollowBacklog(1024)
+    backlog = FollowBacklog[str](1024)
     backlog.put("one")
     backlog.put("two")
     assert drain(backlog) == ["one", "two"]
@@ -21,7 +21,7 @@ def test_a_reader_that_keeps_up_gets_every_line() -> None:
 
 
 def test_long_lines_are_bounded_by_bytes_not_by_count() -> None:
-    backlog = FollowBacklog(1024 * 1024)
+    backlog = FollowBacklog[str](1024 * 1024)
     line = "x" * 65_536
     for _ in range(1000):  # 64 MB offered
         backlog.put(line)
@@ -33,7 +33,7 @@ def test_long_lines_are_bounded_by_bytes_not_by_count() -> None:
 
 
 def test_the_gap_sits_where_the_lines_were_missed() -> None:
-    backlog = FollowBacklog(200)
+    backlog = FollowBacklog[str](200)
     for word in ("a", "b", "c", "d"):  # 65 bytes each: the fourth does not fit
         backlog.put(word)
     assert backlog.pop() == "a"
@@ -42,7 +42,7 @@ def test_the_gap_sits_where_the_lines_were_missed() -> None:
 
 
 def test_one_line_larger_than_the_bound_still_passes_when_nothing_is_waiting() -> None:
-    backlog = FollowBacklog(10)
+    backlog = FollowBacklog[str](10)
     backlog.put("a long line")
     backlog.put("next")
     assert drain(backlog) == ["a long line", Gap(1)]

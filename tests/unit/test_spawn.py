@@ -47,7 +47,7 @@ def run_child(spec: SpawnSpec) -> tuple[int, ChildProcess, list[str]]:
     lines: list[str] = []
 
     async def scenario() -> tuple[int, ChildProcess]:
-        child = ChildProcess.spawn(spec, lines.append)
+        child = ChildProcess.spawn(spec, lambda line, _at: lines.append(line))
         returncode = await wait_for(child.finish(signal.SIGTERM, 5.0), "the child to exit")
         return returncode, child
 

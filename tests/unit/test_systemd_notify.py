@@ -266,7 +266,9 @@ def test_children_do_not_inherit_the_notify_socket(
 
     async def scenario() -> None:
         code = "import json, os; print(json.dumps(dict(os.environ)))"
-        child = ChildProcess.spawn(SpawnSpec(argv=(sys.executable, "-c", code)), lines.append)
+        child = ChildProcess.spawn(
+            SpawnSpec(argv=(sys.executable, "-c", code)), lambda line, _at: lines.append(line)
+        )
         await wait_for(child.finish(signal.SIGTERM, 5.0), "the child to exit")
 
     asyncio.run(scenario())

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from watchd.control.events import send_events
-from watchd.control.follow import Gap
+from watchd.control.logs import LogSource, send_logs
 from watchd.control.protocol import Request, error_reply, pages
 from watchd.control.server import Reply
 from watchd.control.status import JobStatus
-from watchd.control.streams import Follower
 from watchd.observe.history import History
 
 
-class Controlled(Protocol):
+class Controlled(LogSource, Protocol):
     """The daemon, as the control socket sees it."""
 
     config_error: str | None
@@ -31,10 +30,6 @@ class Controlled(Protocol):
     async def control_jobs(self, command: str, names: Sequence[str]) -> list[str]: ...
 
     async def reload(self, why: str) -> bool: ...
-
-    def log_tail(self, name: str, lines: int | None) -> list[str]: ...
-
-    def follow_log(self, name: str, callback: Callable[[str], None]) -> Callable[[], None]: ...
 
 
 async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
@@ -70,7 +65,7 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
             else:
                 await reply.send(error_reply(f"config refused:\n{daemon.config_error}"))
         case "logs":
-            await _logs(daemon, request, reply)
+            await send_logs(daemon, request, reply)
         case "events":
             await send_events(daemon.history, request, reply)
         case "metrics":
@@ -88,24 +83,6 @@ def _status(daemon: Controlled, names: Sequence[str]) -> dict[str, Any]:
 
 def _wire(jobs: list[JobStatus]) -> list[dict[str, Any]]:
     return [job.to_wire() for job in jobs]
-
-
-async def _logs(daemon: Controlled, request: Request, reply: Reply) -> None:
-    (name,) = request.jobs[:1]
-    if not request.follow:
-        await _send_tail(daemon.log_tail(name, request.lines), reply)
-        return
-    follower = Follower()
-    unfollow = daemon.follow_log(name, follower.put)
-    try:
-        await _send_tail(daemon.log_tail(name, request.lines), reply)
-        await follower.pump(reply, _log_message)
-    finally:
-        unfollow()
-
-
-def _log_message(item: str | Gap) -> dict[str, Any]:
-    return {"gap": item.missed} if isinstance(item, Gap) else {"line": item}
 
 
 async def _send_tail(lines: list[str], reply: Reply) -> None:

@@ -27,7 +27,7 @@ async def send_events(history: History, request: Request, reply: Reply) -> None:
     def wanted(event: Event) -> bool:
         return not names or event.job in names
 
-    follower = Follower() if request.follow else None
+    follower = Follower[str]() if request.follow else None
     unlisten = None
     if follower is not None:
         # Listening before the replay is taken, with no wait between: nothing falls between.

@@ -114,12 +114,13 @@ def encode(message: dict[str, Any]) -> bytes:
         return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
-def pages(lines: list[str], limit: int = PAGE_BYTES) -> list[list[str]]:
-    """*lines* cut into runs of about *limit* bytes each (at least one line per run)."""
+def pages(lines: list[str], limit: int = PAGE_BYTES, extra: int = 0) -> list[list[str]]:
+    """*lines* cut into runs of about *limit* bytes each (at least one line per run), each
+    line counted with *extra* bytes more for what is sent beside it."""
     result: list[list[str]] = [[]]
     size = 0
     for line in lines:
-        cost = len(json.dumps(line)) + 1  # ASCII-escaped: never less than its UTF-8 form
+        cost = len(json.dumps(line)) + 1 + extra  # ASCII-escaped: never less than its UTF-8
         if result[-1] and size + cost > limit:
             result.append([])
             size = 0

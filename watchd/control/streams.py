@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sized
+from typing import Any, Generic, TypeVar
 
 from watchd.control.follow import FollowBacklog, Gap
 from watchd.control.server import Reply
+
+T = TypeVar("T", bound=Sized)
 
 # How far (in bytes of lines) a slow follower may fall behind before lines are dropped
 # and it is told how many (log lines are up to 64 KiB each).
 FOLLOW_BACKLOG_BYTES = 1024 * 1024
 
 
-class Follower:
+class Follower(Generic[T]):
     """A bounded backlog, filled by the daemon's callbacks and emptied into one reply."""
 
     def __init__(self, max_bytes: int = FOLLOW_BACKLOG_BYTES) -> None:
-        self.backlog = FollowBacklog(max_bytes)
+        self.backlog: FollowBacklog[T] = FollowBacklog(max_bytes)
         self._arrived = asyncio.Event()
 
-    def put(self, item: str) -> None:
+    def put(self, item: T) -> None:
         self.backlog.put(item)
         self._arrived.set()
 
-    async def pump(self, reply: Reply, render: Callable[[str | Gap], dict[str, Any]]) -> None:
+    async def pump(self, reply: Reply, render: Callable[[T | Gap], dict[str, Any]]) -> None:
         """Send each item (rendered as one message) until the client hangs up."""
         hang_up = asyncio.ensure_future(reply.reader.read(1))  # b"" once the client is gone
         try:

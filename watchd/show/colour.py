@@ -15,6 +15,8 @@ _STATES = {
     "exited": "\033[31m",
     "stopped": "\033[2m",  # dim: down by request
 }
+# Job names in several jobs' lines, one colour each in turn (as docker compose does).
+_JOBS = ("\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m", "\033[1;36m")
 _WARN = "\033[33m"
 _BAD = "\033[31m"
 
@@ -38,6 +40,10 @@ class Palette:
 
     def state(self, word: str) -> str:
         return self._paint(_STATES.get(word), word)
+
+    def job(self, name: str, index: int) -> str:
+        """The *index*-th job named on the command line, in its own colour."""
+        return self._paint(_JOBS[index % len(_JOBS)], name)
 
     def warn(self, text: str) -> str:
         return self._paint(_WARN, text)

@@ -71,11 +71,16 @@ def _config(event: dict[str, Any], palette: Palette) -> str:
 
 
 def _when(stamp: str, today: str | None) -> str:
-    """``14:02:11.123`` today, ``2026-11-23 14:02:11.123`` before."""
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
         return stamp
+    return clock(moment, today)
+
+
+def clock(moment: datetime, today: str | None = None) -> str:
+    """``14:02:11.123`` today (*today*: ``YYYY-MM-DD``, else the local date), else
+    ``2026-11-23 14:02:11.123``."""
     day = moment.strftime("%Y-%m-%d")
     clock = moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
     if day == (today or datetime.now().astimezone().strftime("%Y-%m-%d")):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import IO
@@ -20,35 +22,37 @@ READ_CHUNK = 16 * 1024
 
 
 class _LineSplitter:
-    def __init__(self, on_line: Callable[[str], None]) -> None:
+    def __init__(self, on_line: Callable[[str, float], None]) -> None:
         self._on_line = on_line
         self._partial = bytearray()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, at: float) -> None:
+        """Split *data*, read at time *at*: one clock reading (and one float) per read."""
         self._partial += data
         *lines, rest = self._partial.split(b"\n")
         for line in lines:
-            self._emit(line)
+            self._emit(line, at)
         while len(rest) > MAX_LINE:
-            self._emit(rest[:MAX_LINE])
+            self._emit(rest[:MAX_LINE], at)
             rest = rest[MAX_LINE:]
         self._partial = bytearray(rest)
 
-    def end(self) -> None:
+    def end(self, at: float) -> None:
         if self._partial:
-            self._emit(self._partial)
+            self._emit(self._partial, at)
             self._partial = bytearray()
 
-    def _emit(self, raw: bytes | bytearray) -> None:
+    def _emit(self, raw: bytes | bytearray, at: float) -> None:
         for start in range(0, max(len(raw), 1), MAX_LINE):
             piece = bytes(raw[start : start + MAX_LINE]).rstrip(b"\r")
-            self._on_line(piece.decode("utf-8", errors="replace"))
+            self._on_line(piece.decode("utf-8", errors="replace"), at)
 
 
 class LineReader:
-    """Reads a child's output pipe on the event loop, READ_CHUNK bytes a turn, no thread."""
+    """Reads a child's output pipe on the event loop, READ_CHUNK bytes a turn, no thread;
+    *on_line* gets each line and the wall-clock time it was read."""
 
-    def __init__(self, pipe: IO[bytes], on_line: Callable[[str], None]) -> None:
+    def __init__(self, pipe: IO[bytes], on_line: Callable[[str, float], None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._pipe = pipe
         self._fd = pipe.fileno()
@@ -65,9 +69,9 @@ class LineReader:
         except OSError:
             data = b""
         if data:
-            self._lines.feed(data)
+            self._lines.feed(data, time.time())
             return
-        self._lines.end()
+        self._lines.end(time.time())
         self._close()
 
     def _close(self) -> None:
@@ -85,24 +89,30 @@ class LineReader:
 
 
 class OutputBuffer:
-    """The last lines of a job's output, for ``watchctl logs``, with live followers."""
+    """The last lines of a job's output and when each was read, for ``watchctl logs``,
+    with live followers."""
 
     def __init__(self, max_lines: int) -> None:
         self._lines: deque[str] = deque(maxlen=max_lines)
-        self._followers: list[Callable[[str], None]] = []
+        # Beside the lines rather than in a tuple with each: the lines of one read share
+        # one float, so a stamp costs a slot (8 bytes), not a tuple and a float (80).
+        self._stamps: deque[float] = deque(maxlen=max_lines)
+        self._followers: list[Callable[[float, str], None]] = []
 
-    def append(self, line: str) -> None:
+    def append(self, line: str, at: float) -> None:
         self._lines.append(line)
-        for follower in list(self._followers):
-            follower(line)
+        self._stamps.append(at)
+        if self._followers:  # a copy only then: a follower may stop from its callback
+            for follower in list(self._followers):
+                follower(at, line)
 
-    def tail(self, count: int | None = None) -> list[str]:
-        if count is None or count >= len(self._lines):
-            return list(self._lines)
-        return list(self._lines)[len(self._lines) - count :] if count > 0 else []
+    def tail(self, count: int | None = None) -> list[tuple[float, str]]:
+        """The last *count* lines (all when None), each with the time it was read."""
+        skip = 0 if count is None else max(len(self._lines) - count, 0)
+        return list(itertools.islice(zip(self._stamps, self._lines, strict=True), skip, None))
 
-    def follow(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Call *callback* for every new line; returns the function that stops it."""
+    def follow(self, callback: Callable[[float, str], None]) -> Callable[[], None]:
+        """Call *callback* with every new line and its time; returns the function that stops it."""
         self._followers.append(callback)
         return lambda: self._followers.remove(callback) if callback in self._followers else None
 

@@ -120,7 +120,7 @@ class ChildProcess:
         return await asyncio.shield(self._execed)
 
     @classmethod
-    def spawn(cls, spec: SpawnSpec, on_line: Callable[[str], None]) -> ChildProcess:
+    def spawn(cls, spec: SpawnSpec, on_line: Callable[[str, float], None]) -> ChildProcess:
         """Start the child; raise ``OSError`` (e.g. command not found) if it cannot start.
 
         A failure after the fork (exec, joining the cgroup) is known only later:

@@ -390,7 +390,8 @@ class JobRunner:
 
     async def _run_probe_command(self, argv: tuple[str, ...], timeout: float) -> str | None:
         try:
-            child = ChildProcess.spawn(self._spawn_spec(argv), JobOutput(self.name, "probe").line)
+            out = JobOutput(self.name, "probe")  # to the log only: not the job's own lines
+            child = ChildProcess.spawn(self._spawn_spec(argv), lambda text, _at: out.line(text))
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             return _spawn_error(error)
         try:
@@ -454,7 +455,8 @@ class JobRunner:
             cgroup = self.containment.child_cgroup()  # a build's daemons go with it too
             if cgroup is not None:
                 spec = replace(spec, cgroup=cgroup.path)
-            child = ChildProcess.spawn(spec, JobOutput(self.name, "before_restart").line)
+            out = JobOutput(self.name, "before_restart")
+            child = ChildProcess.spawn(spec, lambda text, _at: out.line(text))
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
             return ev.BeforeRestartDone(False, _spawn_error(error))
         try:
@@ -501,8 +503,8 @@ class JobRunner:
         env.setdefault("WATCHD_JOB", config.name)
         return SpawnSpec(argv, config.cwd, env, config.user, config.group, config.output)
 
-    def _on_line(self, line: str) -> None:
-        self.output.append(line)
+    def _on_line(self, line: str, at: float) -> None:
+        self.output.append(line, at)
         self._job_output.line(line)
 
     def _timer_fired(self, timer: ev.Timer) -> None:
