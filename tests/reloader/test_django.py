@@ -175,3 +175,23 @@ def test_a_broken_models_module_still_reloads_with_watchd(
 
     url = f"http://127.0.0.1:{port}/"
     program.wait(lambda: fetch(url) == "v1", "the server to answer v1", 60)
+
+
+def test_a_reload_runs_the_servers_atexit_functions(
+    tmp_path: Path, programs: list[Program]
+) -> None:
+    """The serving process ends quickly on a reload, but what it registered with atexit
+    (flushing a log, writing coverage data) still runs, as with Django's sys.exit(3)."""
+    exits = tmp_path / "exits.txt"
+    program, url = runserver(tmp_path, programs, ["watchd.contrib.django"])
+    urls = tmp_path / "site_proj" / "urls.py"
+    program.wait_output("watchd.reloader: watching")
+    write_module(
+        urls,
+        f"import atexit, os\n{URLS}\n"
+        f"atexit.register(lambda: open({str(exits)!r}, 'a').write(f'{{os.getpid()}}\\n'))\n",
+    )
+    program.wait_output("watchd.reloader: watching", count=2)  # the server with the new urls
+
+    assert serve_new_version(program, tmp_path, url, "v2") < 30
+    program.wait(lambda: exits.exists() and exits.read_text().count("\n") == 1, "one atexit run")

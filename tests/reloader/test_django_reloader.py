@@ -79,3 +79,19 @@ def test_a_deleted_file_is_reported_once_it_is_back(
     module.write_text("v2")
     tick_until(ticker, reloader, 2)
     assert reloader.notified == [other, module]
+
+
+def test_a_file_beside_a_watched_one_is_not_a_change(
+    tmp_path: Path, reloader: RecordingReloader
+) -> None:
+    module, beside = tmp_path / "views.py", tmp_path / "scratch.py"
+    module.write_text("v1")
+    beside.write_text("v1")
+    reloader.extra_files.add(module)  # scratch.py was never imported: Django ignores it
+    ticker = reloader.tick()
+    next(ticker)
+
+    beside.write_text("v2")
+    module.write_text("v2")  # after the other: any report of scratch.py comes first
+    tick_until(ticker, reloader, 1)
+    assert reloader.notified == [module]

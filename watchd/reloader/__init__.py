@@ -33,11 +33,40 @@ Environment: ``WATCHD_RELOADER_CHILD`` (``true`` in the serving child) and
 loaded and why it ended).
 """
 
-from watchd.reloader.api import run_with_reloader
-from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child
-from watchd.reloader.cli import main
-from watchd.reloader.report import REPORT_ENV
-from watchd.reloader.sockets import inherited_sockets
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from watchd.reloader.api import run_with_reloader
+    from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child
+    from watchd.reloader.cli import main
+    from watchd.reloader.report import REPORT_ENV
+    from watchd.reloader.sockets import inherited_sockets
+
+# Loaded when first used: a program that needs only the watching (Django's runserver, whose
+# every start waits for its imports) does not pay for the parent, the command line and the
+# socket configuration it would never run.
+_WHERE = {
+    "CHILD_ENV": "watchd.reloader.child",
+    "RELOAD_STATUS": "watchd.reloader.child",
+    "REPORT_ENV": "watchd.reloader.report",
+    "inherited_sockets": "watchd.reloader.sockets",
+    "is_serving_child": "watchd.reloader.child",
+    "main": "watchd.reloader.cli",
+    "run_with_reloader": "watchd.reloader.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHILD_ENV",

@@ -20,7 +20,7 @@ from watchd.reloader.watching import (
     POLL_INTERVAL,
     WatchOptions,
     WatchThread,
-    file_spec,
+    file_specs,
     source_dir_spec,
 )
 from watchd.watch.base import Backend, WatchSpec
@@ -120,7 +120,11 @@ def _wait_for_fix(parent: Parent, options: WatchOptions, last: report.Report, st
     and new ``*.py`` files beside the program's own modules (a module it was about to
     import for the first time); True once one changes, False on a stop signal."""
     files = last.watch_files() | ModuleScanner().scan()
-    specs = [file_spec(files), source_dir_spec(source_dirs(files)), *options.extra_specs()]
+    specs = [
+        *file_specs(files, options.backend),
+        source_dir_spec(source_dirs(files)),
+        *options.extra_specs(),
+    ]
     watcher = WatchThread(parent.on_change, backend=options.backend, debounce=options.debounce)
     watcher.start(specs)
     named = f"{', '.join(sorted(last.error_files))} or " if last.error_files else ""

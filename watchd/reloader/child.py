@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from watchd.reloader import report
 from watchd.reloader.modules import ModuleScanner, error_file
-from watchd.reloader.watching import WatchOptions, WatchThread, file_spec, present
+from watchd.reloader.watching import WatchOptions, WatchThread, file_specs, present
 from watchd.watch.base import WatchSpec
 
 log = logging.getLogger("watchd.reloader")
@@ -56,7 +56,8 @@ class ServingChild:
         """Arm the watches; a change made once this returns is never missed."""
         with self._lock:
             files = self._scanner.scan()
-        self._watcher.start([file_spec(files), *self._options.extra_specs()])
+        options = self._options
+        self._watcher.start([*file_specs(files, options.backend), *options.extra_specs()])
         log.info("watchd.reloader: watching %d files with %s", len(files), self._watcher.backend)
 
     def stop(self) -> None:
@@ -103,7 +104,7 @@ class ServingChild:
             if self._exiting or not self._scanner.changed():
                 return []
             new = self._scanner.scan()
-        return [file_spec(new)] if new else []
+        return file_specs(new, self._options.backend)
 
     def _reload(self, paths: list[str]) -> None:
         """On the watcher's thread: end the whole process with status 3."""

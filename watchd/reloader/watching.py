@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchd.watch.base import Backend, Change, Subscription, WatchSpec
+from watchd.watch.base import Backend, Change, OnChanges, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter
@@ -82,21 +83,57 @@ class WatchOptions:
         """Named files are watched as they are; directories through ``extra_patterns``."""
         files = [path for path in self.extra_files if path.is_file()]
         others = [path for path in self.extra_files if not path.is_file()]
-        specs = [file_spec(str(path) for path in files)]
+        specs = file_specs((str(path) for path in files), self.backend)
         if others:
             specs.append(WatchSpec(tuple(others), self.directory_filter(), POLL_INTERVAL))
         return [spec for spec in specs if spec.roots]
 
 
-def file_spec(files: Iterable[str]) -> WatchSpec:
-    """Exactly these files. A file root costs one watch on its directory, shared with every
-    other file there, so thousands of modules in a few hundred directories stay cheap; a
-    directory root would watch each package's whole tree instead."""
-    return WatchSpec(
-        tuple(Path(path) for path in sorted(files)),
-        PathFilter(default_excludes=False),
-        POLL_INTERVAL,
-    )
+class FilesFilter(PathFilter):
+    """Files directly in a root directory, by name; nothing below it is watched. Where
+    several roots share the filter, ``files`` (the absolute paths) says which name counts
+    in which directory: the watcher drops the rest before they count as a change."""
+
+    def __init__(self, files: Iterable[str]) -> None:
+        super().__init__(default_excludes=False)
+        self.files = frozenset(files)
+        self.names = frozenset(os.path.basename(path) for path in self.files)
+
+    def accepts(self, relpath: str, is_dir: bool = False) -> bool:
+        return not is_dir and relpath in self.names
+
+    def wanted(self, relpath: str, is_dir: bool = False) -> bool:
+        return self.accepts(relpath, is_dir)
+
+    def prunes(self, reldir: str) -> bool:
+        return bool(reldir) and reldir != "."
+
+    def _key(self) -> tuple[object, ...]:
+        return ("files", self.files)
+
+
+def file_specs(files: Iterable[str], backend: Backend = Backend.AUTO) -> list[WatchSpec]:
+    """Exactly these files. For inotify, one spec whose roots are their directories: a
+    directory costs one watch (and the watches on the way to it are set up once) however
+    many modules it holds, where a thousand modules as file roots each set up their own
+    way from ``/``, which took seconds. A file that is a symlink is a file root of its own,
+    so that its target is watched too. Polling looks at file roots alone, which costs
+    less than listing their directories every interval."""
+    plain: list[str] = []
+    links: list[str] = []
+    for path in files:
+        if backend is Backend.POLL or os.path.islink(path):
+            links.append(path)
+        else:
+            plain.append(path)
+    specs = []
+    if plain:
+        directories = sorted({Path(os.path.dirname(path)) for path in plain})
+        specs.append(WatchSpec(tuple(directories), FilesFilter(plain), POLL_INTERVAL))
+    if links:
+        roots = tuple(Path(path) for path in sorted(links))
+        specs.append(WatchSpec(roots, PathFilter(default_excludes=False), POLL_INTERVAL))
+    return specs
 
 
 def source_dir_spec(directories: Iterable[str]) -> WatchSpec:
@@ -112,6 +149,17 @@ def present(paths: Iterable[str]) -> list[str]:
     """The *paths* that exist. A module file that was deleted is not a change to reload
     for (the new process would fail to import it): its return is."""
     return [path for path in paths if os.path.lexists(path)]
+
+
+def _watched(specs: Sequence[WatchSpec]) -> list[str]:
+    """What *specs* watch, as a log line names them: the files where they are named."""
+    named: list[str] = []
+    for spec in specs:
+        if isinstance(spec.filter, FilesFilter):
+            named += sorted(spec.filter.files)
+        else:
+            named += [str(root) for root in spec.roots]
+    return named
 
 
 class WatchThread:
@@ -218,11 +266,13 @@ class WatchThread:
         assert self._hub is not None
         for spec in specs:
             if spec.roots:
-                subscription = await self._hub.subscribe(spec, self._backend, self._on_changes)
+                on_changes: OnChanges = self._on_changes
+                if isinstance(spec.filter, FilesFilter):
+                    on_changes = functools.partial(self._on_files, spec.filter.files)
+                subscription = await self._hub.subscribe(spec, self._backend, on_changes)
                 self._subscriptions.append(subscription)
         if announce and specs:
-            roots = ", ".join(str(root) for spec in specs for root in spec.roots)
-            log.debug("watchd.reloader: now watching %s", roots)
+            log.debug("watchd.reloader: now watching %s", ", ".join(_watched(specs)))
 
     async def _refresh_forever(self, refresh: Callable[[], Sequence[WatchSpec]]) -> None:
         while True:
@@ -232,7 +282,12 @@ class WatchThread:
             except Exception:
                 log.exception("watchd.reloader: could not watch newly imported modules")
 
+    def _on_files(self, files: frozenset[str], batch: Sequence[Change]) -> None:
+        self._on_changes([change for change in batch if change.path in files])
+
     def _on_changes(self, batch: Sequence[Change]) -> None:
+        if not batch:
+            return
         for change in batch:
             self._changed[change.path] = None
         self._burst.poke()
