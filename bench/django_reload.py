@@ -32,16 +32,22 @@ SERVE_TIMEOUT = 60.0
 class DjangoSizes:
     modules: int = 200
     saves: int = 10
-    # After a reload, before the next save: every reloader's set-up must be done (measured:
-    # django-watchfiles re-creates its watcher after the first request, which takes seconds).
-    settle: float = 5.0
+    # Before each save, runserver must be quiet: its processes used less than quiet_cpu of
+    # a core over quiet_window, so the reloader has set up its watching (django-watchfiles
+    # sets up again after the first request, which takes seconds).
+    quiet_window: float = 0.5
+    quiet_cpu: float = 0.05
+    ready_limit: float = 60.0
     idle_window: float = 30.0
     checkout_modules: int = 100
-    checkout_quiet: float = 8.0  # more than a reload takes: a second reload would show
+    # Once the checkout's view is served and runserver is quiet, this long with the same
+    # serving process means no second reload: a reloader that saw a change ends its
+    # server within its tick (Django's is 1 s) or debounce.
+    checkout_quiet: float = 3.0
 
 
 QUICK_DJANGO = DjangoSizes(
-    modules=40, saves=1, settle=1.0, idle_window=0.5, checkout_modules=10, checkout_quiet=2.0
+    modules=40, saves=1, quiet_window=0.3, idle_window=0.5, checkout_modules=10, checkout_quiet=1.0
 )
 
 
@@ -138,21 +144,30 @@ def _measure(
     app = apps[len(apps) // 2]
     if server.wait_for(f"/{app}/", "v0") is None:
         raise RuntimeError(f"{reloader.name}: runserver never answered; see {server.log}")
-    time.sleep(sizes.settle)
+    _wait_quiet(server, sizes)
     base = {"workload": "django_reload", "tool": reloader.name, "modules": sizes.modules}
-    views, templates = [], []
+    views: list[float | None] = []
+    templates: list[float | None] = []
+    busy: list[float | None] = []
     for save in range(1, sizes.saves + 1):
         started = time.monotonic()
         django_project.write_view(root, app, f"v{save}")
         served = server.wait_for(f"/{app}/", f"v{save}")
         views.append(None if served is None else (served - started) * 1e3)
-        time.sleep(sizes.settle)
+        quiet = _wait_quiet(server, sizes)
+        busy.append(None if served is None or quiet is None else (quiet - served) * 1e3)
         started = time.monotonic()
         django_project.write_template(root, app, f"t{save}")
         served = server.wait_for(f"/{app}/page/", f"t{save}")
         templates.append(None if served is None else (served - started) * 1e3)
-        time.sleep(sizes.settle)
-    yield {**base, "measure": "save", "view_ms": views, "template_ms": templates}
+        _wait_quiet(server, sizes)
+    yield {
+        **base,
+        "measure": "save",
+        "view_ms": views,
+        "template_ms": templates,
+        "busy_after_view_ms": busy,
+    }
 
     pids = descendants(server.launched.pid)
     before = cpu_seconds(pids)
@@ -171,7 +186,7 @@ def _measure(
 def _checkout(server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes) -> Result:
     """Commit a branch that changes *checkout_modules* modules (a view among them), go back,
     then check it out; count the servers runserver started until the view's new text was
-    served and no new server had started for *checkout_quiet* seconds."""
+    served and the serving process stayed the same for *checkout_quiet* seconds."""
     app = apps[len(apps) // 2]
     _git(root, "checkout", "-qb", "other")
     changed = django_project.helper_files(root, apps)[: sizes.checkout_modules - 1]
@@ -181,12 +196,12 @@ def _checkout(server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes
     _git(root, "commit", "-qam", "change many modules")
     _git(root, "checkout", "-q", "-")  # back to the first commit: the server reloads
     server.wait_for(f"/{app}/", "v0")
-    _settle(server, sizes.checkout_quiet)
+    _settle(server, sizes)
     before = server.servers_started()
     started = time.monotonic()
     _git(root, "checkout", "-q", "other")
     served = server.wait_for(f"/{app}/", "checked-out")
-    _settle(server, sizes.checkout_quiet)
+    _settle(server, sizes)
     return {
         "checkout_modules": len(changed) + 1,
         "reloads": server.servers_started() - before,
@@ -194,18 +209,35 @@ def _checkout(server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes
     }
 
 
-def _settle(server: Runserver, quiet: float, limit: float = 120.0) -> float:
-    """Wait until no new server has started for *quiet* seconds; the monotonic time then."""
-    deadline = time.monotonic() + limit
-    count, since = server.servers_started(), time.monotonic()
+def _wait_quiet(server: Runserver, sizes: DjangoSizes) -> float | None:
+    """Wait until runserver's processes used less than *quiet_cpu* of a core over one
+    *quiet_window*: the reloader's set-up is over. The monotonic time when that window
+    began (set-up ended within it), or None after *ready_limit*."""
+    deadline = time.monotonic() + sizes.ready_limit
+    pids = descendants(server.launched.pid)
+    since, used = time.monotonic(), cpu_seconds(pids)
     while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = server.servers_started()
-        if now != count:
-            count, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            break
-    return time.monotonic()
+        time.sleep(sizes.quiet_window)
+        now_pids = descendants(server.launched.pid)
+        now, now_used = time.monotonic(), cpu_seconds(now_pids)
+        if now_pids == pids and (now_used - used) / (now - since) < sizes.quiet_cpu:
+            return since
+        pids, since, used = now_pids, now, now_used
+    return None
+
+
+def _settle(server: Runserver, sizes: DjangoSizes, limit: float = 120.0) -> None:
+    """Wait until runserver is quiet and its serving process has stayed the same for
+    *checkout_quiet* seconds: a reload in progress, if any, has started its server."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        _wait_quiet(server, sizes)
+        pids = descendants(server.launched.pid)
+        steady = time.monotonic() + sizes.checkout_quiet
+        while time.monotonic() < steady and descendants(server.launched.pid) >= pids:
+            time.sleep(0.05)
+        if time.monotonic() >= steady:
+            return
 
 
 def _git(root: Path, *args: str) -> None:

@@ -330,6 +330,7 @@ def django_reload(results: list[Result]) -> list[str]:
             "reloader",
             "modules",
             "saved view → new response p50 / p90 (ms)",
+            "set-up after answering p50 / p90 (ms)",
             "saved template → new response p50 / p90 (ms)",
             "idle CPU (% of one core)",
             "servers started by one checkout",
@@ -339,6 +340,7 @@ def django_reload(results: list[Result]) -> list[str]:
                 tool,
                 str(m["save"]["modules"]) if "save" in m else "–",
                 spread(m["save"]["view_ms"]) if "save" in m else "–",
+                spread(m["save"].get("busy_after_view_ms", [])) if "save" in m else "–",
                 spread(m["save"]["template_ms"]) if "save" in m else "–",
                 _cpu(m["idle"]) if "idle" in m else "–",
                 (
