@@ -31,6 +31,10 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
     ``tick`` blocked on an event that watchd's watcher thread sets, instead of a sleep."""
 
     backend = Backend.AUTO  # inotify, falling back to polling by itself
+    # Only the events for the files Django watches count, and an editor's save is one of
+    # them (the rename over the old file, or the close after writing in place): the quiet
+    # window need only merge a git checkout's writes, which come back to back.
+    debounce = 0.02
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,7 +62,9 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
         if self._watcher is not None:
             self._watcher.stop()  # a second tick() replaces the first one's watches
         self._files, self._globs, self._mark = set(), set(), ()
-        watcher = self._watcher = WatchThread(self._on_change, backend=self.backend)
+        watcher = self._watcher = WatchThread(
+            self._on_change, backend=self.backend, debounce=self.debounce
+        )
         specs, files = self._new_specs()
         watcher.start(specs)
         # Django has said "Watching for file changes with WatchdReloader"; these lines (not
