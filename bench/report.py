@@ -333,7 +333,7 @@ def django_reload(results: list[Result]) -> list[str]:
             "set-up after answering p50 / p90 (ms)",
             "saved template → new response p50 / p90 (ms)",
             "idle CPU (% of one core)",
-            "servers started by one checkout",
+            "servers started by one checkout (→ new response, ms)",
         ],
         [
             [
@@ -343,15 +343,17 @@ def django_reload(results: list[Result]) -> list[str]:
                 spread(m["save"].get("busy_after_view_ms", [])) if "save" in m else "–",
                 spread(m["save"]["template_ms"]) if "save" in m else "–",
                 _cpu(m["idle"]) if "idle" in m else "–",
-                (
-                    f"{m['checkout']['reloads']} ({m['checkout']['checkout_modules']} modules)"
-                    if "checkout" in m
-                    else "–"
-                ),
+                _checkout(m["checkout"]) if "checkout" in m else "–",
             ]
             for tool, m in sorted(by_tool.items(), key=lambda item: _rank(item[0]))
         ],
     )
+
+
+def _checkout(record: Result) -> str:
+    served = record.get("checkout_to_new_response_ms")
+    after = "not served" if served is None else _ms(served)
+    return f"{record['reloads']} for {record['checkout_modules']} modules ({after})"
 
 
 def scale(results: list[Result]) -> list[str]:
