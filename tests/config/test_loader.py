@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from watchd.config.loader import load_config
-from watchd.config.model import ChangeAction, DaemonConfig, OnChange, RestartPolicy
+from watchd.config.model import (
+    ChangeAction,
+    DaemonConfig,
+    FileOutput,
+    LogOutput,
+    NullOutput,
+    OnChange,
+    Output,
+    RestartPolicy,
+)
 from watchd.config.nodes import _SCALARS
 from watchd.errors import ConfigError
 from watchd.watch.base import Backend
@@ -104,7 +113,7 @@ def test_a_full_job(tmp_path: Path) -> None:
     assert job.restart is RestartPolicy.ALWAYS
     assert job.restart_exit_codes == (3, 4)
     assert job.start_limit_burst == 2
-    assert job.output == str(jobs_dir / "logs" / "web.log")
+    assert job.output == FileOutput(jobs_dir / "logs" / "web.log")
     assert job.source == tmp_path / "jobs.d" / "web.yaml"
     assert config.files == (tmp_path / "watchd.yaml", tmp_path / "jobs.d" / "web.yaml")
 
@@ -147,6 +156,32 @@ def test_defaults_and_builtin_defaults(tmp_path: Path) -> None:
     assert job.on_change == OnChange(ChangeAction.RESTART)
     assert (job.debounce, job.debounce_max, job.stop_timeout) == (0.1, 2.0, 10.0)
     assert job.watch.paths == ()
+    assert job.output == LogOutput()
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("log", LogOutput()),
+        ("null", NullOutput()),  # YAML's null: the word as the docs write it
+        ('"null"', NullOutput()),
+        ("out/web.log", FileOutput(Path("jobs.d/out/web.log"))),
+        ("./log", FileOutput(Path("jobs.d/log"))),  # a file that happens to be named log
+        ("/var/log/web.log", FileOutput(Path("/var/log/web.log"))),
+    ],
+)
+def test_output_is_the_log_nothing_or_a_file(
+    tmp_path: Path, written: str, expected: Output
+) -> None:
+    (job,) = load(tmp_path, web=f"jobs:\n  web: {{command: 'true', output: {written}}}\n").jobs
+    if isinstance(expected, FileOutput) and not expected.path.is_absolute():
+        expected = FileOutput(tmp_path.resolve() / expected.path)
+    assert job.output == expected
+
+
+def test_an_empty_output_is_an_error(tmp_path: Path) -> None:
+    found = errors(tmp_path, web="jobs:\n  web: {command: 'true', output: }\n")
+    assert found == ["jobs.d/web.yaml:2:34: jobs.web.output: expected a string, got nothing"]
 
 
 def test_shell_commands_run_through_sh(tmp_path: Path) -> None:

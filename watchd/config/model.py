@@ -51,6 +51,26 @@ class OnChange:
     signal: signal.Signals | None = None  # with ChangeAction.SIGNAL
 
 
+@dataclass(frozen=True)
+class LogOutput:
+    """The child's lines go to the daemon's log and the job's buffer (``watchctl logs``)."""
+
+
+@dataclass(frozen=True)
+class NullOutput:
+    """The child's output is discarded."""
+
+
+@dataclass(frozen=True)
+class FileOutput:
+    """The child's output is appended to a file watchd opens and hands to it."""
+
+    path: Path
+
+
+Output = LogOutput | NullOutput | FileOutput
+
+
 class RestartMode(StrEnum):
     STOP_FIRST = "stop-first"  # the old child is gone before the new one starts
     OVERLAP = "overlap"  # the new child starts, gets ready, then the old one stops
@@ -155,7 +175,7 @@ class JobConfig:
     backoff_reset_after: float = 10.0
     start_limit_burst: int = 5
     start_limit_interval: float = 10.0
-    output: str = "log"  # "log" (daemon log + buffer), "null", or a file path
+    output: Output = field(default_factory=LogOutput)
     log_lines: int = 1000  # recent output lines kept for ``watchctl logs``
     sockets: tuple[SocketConfig, ...] = ()
     ready: Readiness = field(default_factory=Readiness)

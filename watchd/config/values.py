@@ -16,8 +16,8 @@ import pathspec
 import yaml
 
 from watchd.config import bounds
-from watchd.config.model import ChangeAction, OnChange
-from watchd.config.nodes import Invalid, show, source_of, text_of, value_of
+from watchd.config.model import ChangeAction, FileOutput, LogOutput, NullOutput, OnChange, Output
+from watchd.config.nodes import Invalid, is_null, show, source_of, text_of, value_of
 from watchd.config.split import SplitError, split_command
 from watchd.durations import parse_duration
 
@@ -275,10 +275,20 @@ def group(node: yaml.Node) -> str:
     return name
 
 
-def output(node: yaml.Node) -> str:
-    """``log`` (the daemon's log and the job's buffer), ``null`` (discard), or a file to append."""
+def output(node: yaml.Node) -> Output:
+    """``log`` (the daemon's log and the job's buffer), ``null`` (discard), or a file to append.
+
+    ``null`` is YAML's own null too, so ``output: null`` unquoted means discard; an empty
+    ``output:`` is still an error.
+    """
+    if is_null(node) and node.value:
+        return NullOutput()
     text = string(node)
-    return text if text in ("log", "null") else str(path(node))
+    if text == "log":
+        return LogOutput()
+    if text == "null":
+        return NullOutput()
+    return FileOutput(path(node))
 
 
 def file_mode(node: yaml.Node) -> int:

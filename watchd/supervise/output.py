@@ -11,6 +11,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 # A line longer than this is passed on in pieces, so one runaway line cannot eat memory.
@@ -121,7 +122,7 @@ class OutputNotOpened(OSError):
     """A job's ``output:`` file cannot be opened; the message says why."""
 
 
-def open_output(path: str) -> int:
+def open_output(path: Path) -> int:
     """Open a job's ``output:`` file for appending, without ever waiting.
 
     A FIFO with no reader would block an ordinary open (and with it the event loop):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from watchd.config.model import FileOutput, LogOutput, NullOutput, Output
 from watchd.supervise import shim
 from watchd.supervise.cgroup import Cgroup
 from watchd.supervise.output import LineReader, open_output
@@ -54,7 +55,7 @@ class SpawnSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     user: str | None = None
     group: str | None = None
-    output: str = "log"  # "log": lines go to on_line; "null"; or a file path to append to
+    output: Output = field(default_factory=LogOutput)  # LogOutput: lines go to on_line
     cgroup: Path | None = None  # a cgroup directory the child joins before exec
     # Sent to the child by the kernel if watchd dies (PR_SET_PDEATHSIG): only the direct
     # child gets it, not what that child forked away.
@@ -131,12 +132,13 @@ class ChildProcess:
         _check_command(spec.argv[0], env.get("PATH", os.defpath), spec.cwd)
         stdout: int
         log_file = None
-        if spec.output == "log":
-            stdout = subprocess.PIPE
-        elif spec.output == "null":
-            stdout = subprocess.DEVNULL
-        else:
-            log_file = stdout = open_output(spec.output)  # handed to the child, closed below
+        match spec.output:
+            case LogOutput():
+                stdout = subprocess.PIPE
+            case NullOutput():
+                stdout = subprocess.DEVNULL
+            case FileOutput(path):
+                log_file = stdout = open_output(path)  # handed to the child, closed below
         status_read, status_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             popen = subprocess.Popen(

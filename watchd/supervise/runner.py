@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from watchd.config.model import JobConfig
+from watchd.config.model import FileOutput, JobConfig
 from watchd.control.status import HealthRecord, JobStatus, TriggerRecord
 from watchd.log import JobOutput
 from watchd.observe.history import History
@@ -82,13 +82,12 @@ class JobRunner:
         self._timers: dict[ev.Timer, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._build: asyncio.Task[None] | None = None  # the before_restart step under way
-        output = config.output if config.output not in ("log", "null") else None
         self.watch = JobWatch(
             config.name,
             config.watch,
             hub,
             self._on_changes,
-            own_files=() if output is None else (output,),
+            own_files=(str(config.output.path),) if isinstance(config.output, FileOutput) else (),
             settle_max=config.debounce_max,
         )
         self._state_changed = asyncio.Event()
