@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from watchd.config.diff import diff_jobs
@@ -37,6 +38,7 @@ from watchd.watch.base import Backend, Change, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
 from watchd.watch.debounced import DebouncedCall
 from watchd.watch.filters import PathFilter
+from watchd.watch.jobwatch import JobWatch
 
 if TYPE_CHECKING:
     from watchd.observe.metrics import Metrics
@@ -361,7 +363,12 @@ class Daemon:
     def _runner(self, job: JobConfig) -> JobRunner:
         """A runner for *job*, not started; its sockets are attached when it starts."""
         return JobRunner(
-            job, self._hub, self._status_changed, None, self.containment, history=self.history
+            job,
+            partial(JobWatch.for_job, self._hub),
+            self._status_changed,
+            None,
+            self.containment,
+            history=self.history,
         )
 
     async def _start_runners(self, new: Sequence[JobRunner], detail: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from watchd.config.model import FileOutput, JobConfig
+from watchd.config.model import JobConfig
 from watchd.control.status import HealthRecord, JobStatus, TriggerRecord
 from watchd.log import JobOutput
 from watchd.observe.history import History
@@ -29,8 +29,7 @@ from watchd.supervise.sockets import HeldSockets
 from watchd.supervise.states import SERVING, State
 from watchd.text import counted
 from watchd.watch.base import Change
-from watchd.watch.choose import WatchHub
-from watchd.watch.jobwatch import JobWatch
+from watchd.watch.jobwatch import WatchFactory
 
 log = logging.getLogger("watchd.job")
 
@@ -54,7 +53,7 @@ class JobRunner:
     def __init__(
         self,
         config: JobConfig,
-        hub: WatchHub,
+        watch_for: WatchFactory,
         on_state_change: Callable[[], None] | None = None,
         sockets: HeldSockets | None = None,
         containment: Hierarchy | str = "not set up",
@@ -68,7 +67,6 @@ class JobRunner:
         self._events = JobEvents(history or History(), self.job, config.name)
         self.output = OutputBuffer(config.log_lines)
         self._job_output = JobOutput(config.name)
-        self._hub = hub
         self._loop = asyncio.get_running_loop()
         self._child: ChildProcess | None = None
         self._successor: ChildProcess | None = None  # an overlap's new child, until ready
@@ -82,14 +80,7 @@ class JobRunner:
         self._timers: dict[ev.Timer, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._build: asyncio.Task[None] | None = None  # the before_restart step under way
-        self.watch = JobWatch(
-            config.name,
-            config.watch,
-            hub,
-            self._on_changes,
-            own_files=(str(config.output.path),) if isinstance(config.output, FileOutput) else (),
-            settle_max=config.debounce_max,
-        )
+        self.watch = watch_for(config, self._on_changes)
         self._state_changed = asyncio.Event()
 
     @property

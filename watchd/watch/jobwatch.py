@@ -13,10 +13,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from watchd.config.model import WatchConfig
+from watchd.config.model import FileOutput, JobConfig, WatchConfig
 from watchd.watch import vcs
 from watchd.watch.base import Change, OnChanges, Subscription, WatchSpec
 from watchd.watch.choose import WatchHub
@@ -25,11 +25,27 @@ from watchd.watch.holds import STALE_AFTER, Holds
 
 log = logging.getLogger("watchd.watch")
 
+# How a runner gets its job's watch: the daemon decides where the watches come from.
+WatchFactory = Callable[[JobConfig, OnChanges], "JobWatch"]
+
 # How often the locks are looked at again while one holds a job's changes.
 LOCK_CHECK = 0.1
 
 
 class JobWatch:
+    @classmethod
+    def for_job(cls, hub: WatchHub, config: JobConfig, on_changes: OnChanges) -> JobWatch:
+        """The watch *config* asks for; its own ``output:`` file never counts as a change."""
+        own = (str(config.output.path),) if isinstance(config.output, FileOutput) else ()
+        return cls(
+            config.name,
+            config.watch,
+            hub,
+            on_changes,
+            own_files=own,
+            settle_max=config.debounce_max,
+        )
+
     def __init__(
         self,
         name: str,
