@@ -312,6 +312,9 @@ class Daemon:
         )
         self._release_sockets(diff.removed)
         await self._start_runners(prepared, detail="config changed")
+        # READY=1 ends the reload for systemd (and `systemctl reload`): the jobs this
+        # config started or changed are ready by then, as at start-up.
+        await self._wait_for_readiness(prepared)
         for job in diff.unchanged:
             self.runners[job.name].config = job  # same definition, maybe a new source
         return True
@@ -340,10 +343,11 @@ class Daemon:
 
     # ---- jobs -----------------------------------------------------------------------
 
-    async def _wait_for_readiness(self) -> None:
-        """Until every job that checks readiness is ready or has failed (bounded by the
-        jobs' own timeouts), or a stop is requested."""
-        runners = [runner for runner in self.runners.values() if runner.job.checks_readiness]
+    async def _wait_for_readiness(self, among: Iterable[JobRunner] | None = None) -> None:
+        """Until every job (of *among*, or all) that checks readiness is ready or has
+        failed (bounded by the jobs' own timeouts), or a stop is requested."""
+        candidates = self.runners.values() if among is None else among
+        runners = [runner for runner in candidates if runner.job.checks_readiness]
         if not runners:
             return
         log.info("waiting for %s to get ready", counted(len(runners), "job"))

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.helpers.daemon import child_command
+from tests.helpers.daemon import Record, child_command
 from tests.helpers.wait import async_wait_until, wait_for
 from tests.integration.conftest import daemon_running
+from tests.integration.test_sockets import server_job
 from watchd.supervise.process import ChildProcess, SpawnSpec
 from watchd.systemd import Notifier, watchdog_interval
 
@@ -308,6 +310,37 @@ def test_the_daemon_tells_systemd_what_it_does(
     assert messages[0] == "READY=1\nSTATUS=1 job running; 0 paths watched"
     (reloaded,) = [m for m in messages[1:] if m.startswith("READY=1")]
     assert reloaded == messages[0]
+
+
+def test_a_reload_is_over_for_systemd_once_the_jobs_it_changed_are_ready(
+    systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    record, gate = Record(tmp_path / "record"), tmp_path / "gate"
+    gate.touch()
+    web = server_job(record, tmp_path / "src", "--notify", "--gate", str(gate), ready="notify")
+    web["sockets"] = [{"tcp": "127.0.0.1:0"}]
+    messages: list[str] = []
+
+    async def until(prefix: str) -> str:
+        while not messages or not messages[-1].startswith(prefix):
+            messages.append(await systemd.receive_async())
+        return messages[-1]
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": web}) as daemon:
+            await until("READY=1")
+            gate.unlink()
+            edited = {"jobs": {"web": web | {"env": {"EDITED": "1"}}}}
+            (tmp_path / "jobs.d" / "jobs.yaml").write_text(yaml.safe_dump(edited))
+            await until("RELOADING=1")
+            await async_wait_until(lambda: len(record.starts()) >= 2, "the changed job's child")
+            assert not [m for m in systemd.pending() if m.startswith("READY=1")]
+            assert daemon.runners["web"].status().state == "starting"
+            gate.touch()
+            ready = await until("READY=1")
+            assert ready.startswith("READY=1\nSTATUS=1 job running")
+
+    asyncio.run(scenario())
 
 
 class _Records(logging.Handler):
