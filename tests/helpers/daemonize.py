@@ -1,6 +1,6 @@
 """A job that starts daemons the classic way, as init scripts do: fork, setsid, fork.
 
-    daemonize.py RECORD COUNT [--ignore-term] [--exit]
+    daemonize.py RECORD COUNT [--ignore-term] [--exit] [--notify]
 
 Appends to RECORD (one line per write, so concurrent writers never mix):
 
@@ -9,13 +9,16 @@ Appends to RECORD (one line per write, so concurrent writers never mix):
 - ``daemon PID`` from each daemon once it runs (in its own session, outside the group).
 
 Then the main process sleeps until signalled (or exits at once with --exit). Daemons sleep
-forever; with --ignore-term they ignore SIGTERM, so only a SIGKILL ends them.
+forever; with --ignore-term they ignore SIGTERM, so only a SIGKILL ends them. With --notify
+the first daemon, not the main process, sends READY=1 to NOTIFY_SOCKET, as a program that
+daemonizes before it serves does.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -45,7 +48,13 @@ def earlier_daemons(record: str) -> list[int]:
     return [int(line.split()[1]) for line in lines if line.startswith("daemon ")]
 
 
-def daemonize(record: str, ignore_term: bool) -> None:
+def notify_ready() -> None:
+    address = os.environ["NOTIFY_SOCKET"]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"READY=1", "\0" + address[1:] if address.startswith("@") else address)
+
+
+def daemonize(record: str, ignore_term: bool, notify: bool) -> None:
     if os.fork() > 0:
         return
     os.setsid()
@@ -54,6 +63,8 @@ def daemonize(record: str, ignore_term: bool) -> None:
     if ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     append(record, f"daemon {os.getpid()}")
+    if notify:
+        notify_ready()
     while True:
         time.sleep(3600)
 
@@ -62,8 +73,8 @@ def main(args: list[str]) -> None:
     record, count = args[0], int(args[1])
     old = sum(alive(pid) for pid in earlier_daemons(record))
     append(record, f"main {os.getpid()} {old}")
-    for _ in range(count):
-        daemonize(record, "--ignore-term" in args)
+    for number in range(count):
+        daemonize(record, "--ignore-term" in args, number == 0 and "--notify" in args)
     for _ in range(count):
         os.wait()  # the first fork of each daemon exits at once
     if "--exit" in args:

@@ -102,6 +102,23 @@ def test_stopping_a_job_leaves_none_of_its_escaped_daemons(tmp_path: Path) -> No
 
 
 @needs_cgroup
+def test_a_daemon_the_job_forked_into_a_session_of_its_own_may_say_it_is_ready(
+    tmp_path: Path,
+) -> None:
+    tree = Tree(tmp_path / "tree")
+
+    async def scenario() -> None:
+        job = tree_job(tree, "--notify", ready="notify", ready_timeout="30s")
+        async with daemon_running(tmp_path, {"web": job}) as daemon:
+            (status,) = daemon.job_status(["web"])
+            assert (status.state, status.ready) == ("running", True)
+            (main,) = tree.mains()
+            assert os.getsid(tree.daemons()[0]) != main  # not the job's own session
+
+    asyncio.run(scenario())
+
+
+@needs_cgroup
 def test_daemons_that_ignore_the_stop_signal_are_killed_after_stop_timeout(
     tmp_path: Path,
 ) -> None:

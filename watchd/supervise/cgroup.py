@@ -99,6 +99,17 @@ class Hierarchy:
     def job(self, name: str) -> Cgroup:
         return Cgroup(self.root / ("job-" + _UNSAFE.sub("_", name)), self.controllers)
 
+    def holds(self, pid: int, cgroup: Cgroup) -> bool:
+        """Whether process *pid* is in *cgroup* or below it (False once it is gone)."""
+        try:
+            path = own_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
+        except OSError:
+            return False
+        if path is None:
+            return False
+        where = self.mount / path.lstrip("/")
+        return where == cgroup.path or cgroup.path in where.parents
+
     def shown(self, cgroup: Cgroup) -> str:
         """*cgroup* as /proc/PID/cgroup names it (its path below the cgroup2 mount)."""
         return "/" + str(cgroup.path.relative_to(self.mount))

@@ -74,6 +74,10 @@ class JobContainment:
         leaf.create()
         return leaf
 
+    def holds(self, pid: int, leaf: Cgroup | None) -> bool:
+        """Whether *pid* is in a child's cgroup *leaf* (never without a hierarchy)."""
+        return self.hierarchy is not None and leaf is not None and self.hierarchy.holds(pid, leaf)
+
     def oom_kills(self) -> int:
         if self.cgroup is None:
             return 0

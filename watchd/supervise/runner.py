@@ -421,15 +421,21 @@ class JobRunner:
                 self.handle(ev.WatchdogExpired())
 
     def _sender(self, pid: int) -> ChildProcess | None:
-        """The child whose session *pid* belongs to (each child leads its own)."""
+        """The child *pid* belongs to: its session (each child leads its own) or, as
+        systemd's NotifyAccess=all has it, its cgroup, which a process that daemonized into
+        a session of its own is still in."""
         if pid <= 0:
             return None
         try:
             session = os.getsid(pid)
         except OSError:
             return None  # already gone: it cannot be told apart from a stranger
-        for child in (self._child, self._successor):
-            if child is not None and session == child.pid:
+        children = [child for child in (self._child, self._successor) if child is not None]
+        for child in children:
+            if session == child.pid:
+                return child
+        for child in children:
+            if self.containment.holds(pid, child.cgroup):
                 return child
         return None
 
