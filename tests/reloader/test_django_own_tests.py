@@ -15,6 +15,8 @@ from tests.reloader.harness import REPO, environment
 django = pytest.importorskip("django")
 
 ROUNDS = 3  # each mode, so a timing that holds only now and then shows up as a failure
+# Three rounds of Django's suite (and a download of its sdist): 10-20 s on a loaded machine.
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")

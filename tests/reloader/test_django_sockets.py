@@ -20,6 +20,8 @@ pytest.importorskip("django")
 
 SAVES = 5
 CLIENTS = 4
+# Five reloads of a Django project under load: up to 30 s on a loaded machine.
+pytestmark = pytest.mark.timeout(180)
 
 
 def runserver_job(project: Path, *options: str, **settings: Any) -> dict[str, Any]:
