@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -13,14 +14,17 @@ from typing import Any
 from watchd.control.client import ControlClient, Unreachable, socket_path
 from watchd.control.protocol import Command, ProtocolError, Request
 from watchd.control.status import JobStatus, TriggerRecord
-from watchd.durations import format_duration
+from watchd.durations import format_duration, parse_duration
 from watchd.show.colour import Palette, wants_colour
 from watchd.show.events import event_line
 from watchd.show.logs import LogLines
+from watchd.show.screen import Screen
 from watchd.supervise.states import StatusWord
 from watchd.text import counted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN_JOB = 0, 1, 2, 3, 4
+WATCH_INTERVAL, MIN_INTERVAL = 2.0, 0.1  # seconds, for status --watch
+WATCH_TIMEOUT = 5.0  # seconds a refresh waits for watchd before saying it does not answer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show jobs (exit 3 if one shown is not running)")
     status.add_argument("jobs", nargs="*", metavar="JOB")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="show the table again every interval, in place on a terminal, until Ctrl-C",
+    )
+    status.add_argument(
+        "--interval",
+        type=_interval,
+        metavar="S",
+        help=f"seconds between refreshes (default {WATCH_INTERVAL:g}; implies --watch)",
+    )
     for name, text in (("start", "start jobs"), ("stop", "stop jobs"), ("restart", "restart jobs")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("jobs", nargs="+", metavar="JOB")
@@ -77,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("-n", "--lines", type=int, help="only the newest N events of the history")
     commands.add_parser("metrics", help="print the metrics in the Prometheus text format")
     return parser
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds < MIN_INTERVAL:
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_INTERVAL:g}s, got {text!r}")
+    return seconds
 
 
 def _when_to_colour(text: str) -> str:
@@ -123,6 +149,14 @@ def _run(
         return _logs(client, request, LogLines([], False, palette))
     if args.command == "events":
         return _events(client, request, palette, as_json=args.json)
+    if args.command == "status" and (args.watch or args.interval is not None):
+        if args.json:
+            print(
+                "watchctl: --watch shows the table; for a stream use: watchctl events -f --json",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        return _watch_status(client, request, args.interval or WATCH_INTERVAL, palette)
     reply = client.request(request)
     if not reply.get("ok"):
         print(f"watchctl: {reply.get('error', 'request failed')}", file=sys.stderr)
@@ -184,15 +218,63 @@ def _print_status(reply: dict[str, Any], as_json: bool, palette: Palette) -> int
         body = {"jobs": [job.to_wire() for job in jobs], "config_error": reply.get("config_error")}
         print(json.dumps(body, indent=2))
     else:
-        if reply.get("config_error"):
-            print(f"config error (the last good config is running):\n{reply['config_error']}\n")
-        print(format_table(jobs, palette) if jobs else "no jobs")
-        for line in containment_notes(jobs):
-            print(line)
+        print(_status_text(reply, jobs, palette))
     # As supervisorctl and the LSB: 3 when any job shown (named, or all) is not running.
     if any(job.state is not StatusWord.RUNNING for job in jobs):
         return EXIT_NOT_RUNNING
     return EXIT_OK
+
+
+def _status_text(reply: dict[str, Any], jobs: list[JobStatus], palette: Palette) -> str:
+    lines = []
+    if reply.get("config_error"):
+        lines += ["config error (the last good config is running):", reply["config_error"], ""]
+    lines.append(format_table(jobs, palette) if jobs else "no jobs")
+    return "\n".join(lines + containment_notes(jobs))
+
+
+def _watch_status(
+    client: ControlClient, request: Request, interval: float, palette: Palette
+) -> int:
+    """The status table every *interval* until Ctrl-C (exit 0), through watchd going away
+    and coming back (said in place of the table). Unknown jobs at the start exit 4."""
+    client = ControlClient(client.path, timeout=max(interval, WATCH_TIMEOUT))
+    screen = Screen(sys.stdout, sys.stdout.isatty())
+    every = format_duration(interval)
+    down_since: str | None = None
+    first = True
+    signal.signal(signal.SIGTERM, _terminated)  # the terminal is put back on the way out
+    try:
+        while True:
+            due = time.monotonic() + interval
+            header = f"Every {every}: watchctl status {' '.join(request.jobs)}".rstrip()
+            header += f"    {time.strftime('%Y-%m-%d %H:%M:%S')}"
+            try:
+                reply = client.request(request)
+                if not reply.get("ok"):
+                    if first and reply.get("unknown_jobs"):
+                        print(f"watchctl: {reply.get('error')}", file=sys.stderr)
+                        return EXIT_UNKNOWN_JOB
+                    raise ProtocolError(str(reply.get("error", "request failed")))
+                body = _status_text(reply, _jobs(reply), palette)
+                down_since = None
+            except (Unreachable, ProtocolError, OSError, StopIteration) as error:
+                down_since = down_since or time.strftime("%H:%M:%S")
+                why = str(error) or "watchd closed the connection without a reply"
+                body = palette.bad(f"watchctl: {why}") + (
+                    f"\n(since {down_since}; trying again every {every})"
+                )
+            screen.show(f"{header}\n\n{body}")
+            first = False
+            time.sleep(max(due - time.monotonic(), 0))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        screen.close()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _jobs(reply: dict[str, Any]) -> list[JobStatus]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -71,3 +72,62 @@ def _read_until(fd: int, screen: bytes, shown: bytes | None, timeout: float) -> 
             raise AssertionError(f"exited before showing {shown!r}; screen: {screen[-500:]!r}")
         screen += data
     return screen
+
+
+class Terminal:
+    """A program on a real 24x80 pseudo-terminal, its output read as it comes."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the pty is its controlling terminal, fds 0-2
+            try:
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+                os.execvpe(argv[0], list(argv), {**env, "TERM": "xterm"})
+            finally:
+                os._exit(127)
+        self.screen = b""  # all it printed so far
+
+    def read_until(
+        self, shown: bytes, count: int = 1, since: int = 0, timeout: float = DEFAULT_TIMEOUT
+    ) -> bytes:
+        """Read until *shown* has appeared *count* times in the output from byte *since*
+        on; return all the output."""
+        deadline = time.monotonic() + timeout
+        while self.screen.count(shown, since) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {shown!r}: {self.screen[-800:]!r}")
+            if select.select([self.fd], [], [], left)[0]:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:  # EIO: the program has closed the terminal
+                    data = b""
+                if not data:
+                    raise AssertionError(f"exited before {shown!r}: {self.screen[-800:]!r}")
+                self.screen += data
+        return self.screen
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Read to the end of its output and return its exit status."""
+        deadline = time.monotonic() + timeout
+        while self.pid:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid = 0
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still running: {self.screen[-800:]!r}")
+            if select.select([self.fd], [], [], 0.05)[0]:
+                with contextlib.suppress(OSError):  # EIO: it has closed the terminal
+                    self.screen += os.read(self.fd, 65536)
+        raise AssertionError("waited for twice")
+
+    def close(self) -> None:
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+        os.close(self.fd)
