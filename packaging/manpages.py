@@ -191,6 +191,8 @@ def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
     for action in parser._actions:
         if not action.option_strings or isinstance(action, argparse._HelpAction):
             continue
+        if action.help == argparse.SUPPRESS:  # hidden: for shell completion
+            continue
         names = r", ".join(rf"\fB{escape(name, code=True)}\fR" for name in action.option_strings)
         if action.nargs != 0:
             names += rf" \fI{_metavar(action)}\fR"
@@ -238,7 +240,9 @@ def synopsis(prog: str, parser: argparse.ArgumentParser) -> list[str]:
             rf"[\fB{escape(a.option_strings[0], code=True)}\fR"
             + (rf" \fI{_metavar(a)}\fR]" if a.nargs != 0 else "]")
             for a in sub._actions
-            if a.option_strings and not isinstance(a, argparse._HelpAction)
+            if a.option_strings
+            and not isinstance(a, argparse._HelpAction)
+            and a.help != argparse.SUPPRESS
         )
         common = " ".join(
             rf"[\fB{escape(a.option_strings[0], code=True)}\fR \fI{_metavar(a)}\fR]"

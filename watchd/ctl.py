@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from watchd.control.client import ControlClient, Unreachable, socket_path
@@ -24,6 +25,7 @@ from watchd.text import counted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN_JOB = 0, 1, 2, 3, 4
 WATCH_INTERVAL, MIN_INTERVAL = 2.0, 0.1  # seconds, for status --watch
+NAMES_TIMEOUT = 1.0  # seconds a completing shell waits for job names
 WATCH_TIMEOUT = 5.0  # seconds a refresh waits for watchd before saying it does not answer
 
 
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--color",
-        type=_when_to_colour,
+        choices=("auto", "always", "never"),
         default="auto",
         metavar="WHEN",
         help="colour states: auto (the default: on a terminal, unless NO_COLOR is set),"
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show jobs (exit 3 if one shown is not running)")
     status.add_argument("jobs", nargs="*", metavar="JOB")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    # For shell completion: job names, one a line; nothing and exit 1 when none are known.
+    status.add_argument("--names", action="store_true", help=argparse.SUPPRESS)
     status.add_argument(
         "-w",
         "--watch",
@@ -105,12 +109,6 @@ def _interval(text: str) -> float:
     return seconds
 
 
-def _when_to_colour(text: str) -> str:
-    if text not in ("auto", "always", "never"):
-        raise argparse.ArgumentTypeError(f"expected auto, always or never, got {text!r}")
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for option, key in (("-n", "lines"), ("--since", "since")):
@@ -125,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, "follow", False),
         getattr(args, "since", None),
     )
+    if args.command == "status" and args.names:
+        return _names(socket_path(args.socket))
     client = ControlClient(socket_path(args.socket))
     palette = Palette(wants_colour(args.color, sys.stdout))
     try:
@@ -167,6 +167,17 @@ def _run(
         print(f"reloaded: {reply.get('summary', '')}")
     else:
         print(format_table(_jobs(reply), palette))
+    return EXIT_OK
+
+
+def _names(path: Path) -> int:
+    """Job names for a completing shell: quick, and silent when watchd is not there."""
+    try:
+        reply = ControlClient(path, timeout=NAMES_TIMEOUT).request(Request(Command.STATUS))
+        names = [str(job["name"]) for job in reply["jobs"]]
+    except Exception:  # whatever went wrong, the shell just offers no names
+        return EXIT_FAILED
+    print("\n".join(names))
     return EXIT_OK
 
 

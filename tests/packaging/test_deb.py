@@ -126,3 +126,20 @@ def test_the_package_holds_unit_files_man_pages_and_examples(deb: Path) -> None:
         "/usr/share/python3/runtime.d/watchd.rtupdate",
     ):
         assert path in names
+    for program in ("watchctl", "watchd"):
+        assert f"/usr/share/bash-completion/completions/{program}" in names
+        assert f"/usr/share/zsh/vendor-completions/_{program}" in names
+        assert f"/usr/share/fish/vendor_completions.d/{program}.fish" in names
+
+
+def test_the_packaged_bash_completion_loads_and_offers_the_commands(
+    deb: Path, tmp_path: Path
+) -> None:
+    root = contents(deb, tmp_path)
+    script = root / "usr/share/bash-completion/completions/watchctl"
+    program = f"source {script}; COMP_WORDS=(watchctl re); COMP_CWORD=1; _watchctl; "
+    program += 'printf "%s\\n" "${COMPREPLY[@]}"'
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["restart", "release", "reload"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -89,7 +90,8 @@ def test_the_command_pages_show_every_command_and_option(pages: dict[str, Path])
             for option in action.option_strings:
                 if option not in ("-h", "--help"):
                     assert option in text, (page, option)
-            for command in getattr(action, "choices", None) or ():
+            commands = action.choices if isinstance(action, argparse._SubParsersAction) else {}
+            for command in commands:
                 assert re.search(rf"^ {{7}}{command}\b", text, re.M), (page, command)
     watchctl = plain(pages["watchctl.1"])
     assert "Exit status: 0 done; 1 the daemon is unreachable" in " ".join(watchctl.split())
