@@ -108,6 +108,37 @@ class WatchdServer(Subject):
         return Served(launched, saver(app / "app.py"), notify.close)
 
 
+class WatchdReloadServer(Subject):
+    name = "watchd (watchd-reload, held socket)"
+    how = "a saved file; `watchd-reload --socket`, the developer's loop"
+
+    def serve(self, workdir: Path, record: Record, port: int, delay: float) -> Served:
+        app = workdir / "app"
+        app.mkdir(parents=True)
+        server = server_argv(sys.executable, record, port, delay)
+        socket = f"127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "watchd.reloader", "-q", "-w", str(app), "--socket", socket]
+        return _watched([*argv, "--", *server], workdir, app)
+
+
+class HupperServer(Subject):
+    name = "hupper"
+    how = "a saved file (`hupper -w`: SIGTERM, then the new server)"
+
+    def __init__(self, python: Path) -> None:
+        self.python = python
+
+    def serve(self, workdir: Path, record: Record, port: int, delay: float) -> Served:
+        app = workdir / "app"
+        app.mkdir(parents=True)
+        (app / "app.py").write_text("0\n")  # hupper watches files, not directories
+        _, _, *arguments = server_argv(str(self.python), record, port, delay)
+        hupper = str(self.python.parent / "hupper")
+        argv = [hupper, "-q", "-w", str(app / "app.py"), "-m", "server", *arguments]
+        launched = Launched(argv, _env(HERE), workdir, workdir / "log")
+        return Served(launched, saver(app / "app.py"))
+
+
 class WatchfilesServer(Subject):
     name = "watchfiles"
     how = "a saved file (SIGINT, then the new server)"
@@ -162,8 +193,8 @@ def saver(path: Path) -> Callable[[], None]:
     return save
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(REPO))
+def _env(path: Path = REPO) -> dict[str, str]:
+    return dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(path))
 
 
 class SupervisordServer(Subject):
@@ -265,10 +296,12 @@ def subjects(python: Path | None, wanted: set[str], overlap: bool = OVERLAP) -> 
         chosen += [WatchdServer(held=False), WatchdServer(held=True)]
         if overlap:
             chosen.append(WatchdServer(held=True, overlap=True))
+        chosen.append(WatchdReloadServer())
     if python is not None:
         peers: list[Subject] = [
             WatchfilesServer(python),
             WatchmedoServer(python),
+            HupperServer(python),
             SupervisordServer(python),
             CircusServer(python),
         ]
