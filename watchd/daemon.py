@@ -22,6 +22,7 @@ from watchd.errors import ConfigError
 from watchd.log import set_level
 from watchd.observe.history import History, Kind
 from watchd.observe.http import MetricsServer
+from watchd.observe.jobevents import fallback_event
 from watchd.observe.tally import Tally
 from watchd.offloop import off_loop
 from watchd.supervise import cgroup, pid1
@@ -190,7 +191,11 @@ class Daemon:
         from watchd.observe import metrics  # noqa: PLC0415
 
         if self._metrics is None:
-            self._metrics = metrics.Metrics(lambda: self.job_status(list(self.runners)), self.tally)
+            self._metrics = metrics.Metrics(
+                lambda: self.job_status(list(self.runners)),
+                self.tally,
+                lambda: {name: runner.watch.pending() for name, runner in self.runners.items()},
+            )
         return self._metrics.render(), metrics.CONTENT_TYPE
 
     async def _serve_metrics(self) -> None:
@@ -333,7 +338,14 @@ class Daemon:
         if self.config.jobs_dir is not None:
             roots.append(self.config.jobs_dir)
         spec = WatchSpec(tuple(roots), PathFilter(include=["*.yaml", "*.yml"]), 1.0)
-        self._config_watch = await self._hub.subscribe(spec, Backend.AUTO, self._on_config_changes)
+        self._config_watch = await self._hub.subscribe(
+            spec, Backend.AUTO, self._on_config_changes, self._config_fell_back
+        )
+        if self._config_watch.backend.startswith("poll ("):
+            fallback_event(self.history, None, self._config_watch.backend, at_start=True)
+
+    def _config_fell_back(self, backend: str) -> None:
+        fallback_event(self.history, None, backend, at_start=False)
 
     def _on_config_changes(self, changes: Sequence[Change]) -> None:
         self._config_edited.poke()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.job_driver import BASE, Driver
-from watchd.config.model import JobConfig
+from watchd.config.model import HealthCheck, JobConfig, Probe, Readiness, RestartMode
 from watchd.observe.history import History
 from watchd.observe.jobevents import MAX_PATHS, JobEvents
 from watchd.supervise import events as ev
@@ -131,3 +131,94 @@ def test_the_events_name_the_job() -> None:
     driver = Observed(JobConfig(name="api", command=("true",), source=Path("/x.yaml")))
     driver.send(ev.Start())
     assert {json.loads(event.line)["job"] for event in driver.history.since(0)[1]} == {"api"}
+
+
+OVERLAP = replace(
+    BASE,
+    ready=Readiness("notify"),
+    ready_timeout=5.0,
+    restart_mode=RestartMode.OVERLAP,
+    debounce=0.1,
+)
+
+
+def overlapping_after_a_change() -> Observed:
+    driver = Observed(OVERLAP)
+    driver.send(ev.Start())
+    driver.ready()
+    driver.send(ev.ChangeSeen("/srv/app.py"))
+    driver.advance(0.2)  # the new child runs beside the old one, not ready yet
+    return driver
+
+
+def test_an_overlap_restart_is_one_restart_event_once_the_new_child_took_over() -> None:
+    driver = overlapping_after_a_change()
+    assert driver.recorded()[-1] == ("state",)  # nothing told until the outcome is known
+    driver.ready()
+    assert driver.recorded("reason", "overlap", "ok", "pid", "old_pid")[2:] == [
+        ("restart", "change", True, True, 102, 101)
+    ]
+    assert driver.job.restarts == 1
+
+
+def test_a_failed_overlap_is_a_restart_event_saying_why_and_the_old_child_runs_on() -> None:
+    driver = overlapping_after_a_change()
+    driver.advance(6)  # not ready within ready_timeout
+    assert driver.recorded("reason", "ok", "pid", "failure")[2:] == [
+        ("restart", "change", False, 101, "ready-timeout")
+    ]
+    (last,) = driver.recorded("failure_detail")[-1:]
+    assert "not ready within 5s; pid 101 keeps running" in last[1]
+
+
+def test_health_watchdog_oom_and_ready_timeout_are_restart_reasons() -> None:
+    health = HealthCheck(Probe("tcp", "127.0.0.1", 8000))
+    cases: list[tuple[JobConfig, Any, str]] = [
+        (replace(BASE, health=health), ev.HealthFailed("refused"), "health"),
+        (replace(BASE, watchdog=1.0), None, "watchdog"),
+        (BASE, ev.Exited(-9, None, True), "oom-killed"),
+        (replace(BASE, ready=Readiness("notify"), ready_timeout=5.0), None, "ready-timeout"),
+    ]
+    for config, event, reason in cases:
+        driver = Observed(config)
+        driver.send(ev.Start())
+        if isinstance(event, ev.Exited):
+            driver.children -= 1
+            driver.send(event)
+        elif event is not None:
+            driver.send(event)
+        else:
+            driver.advance(5.5)  # the watchdog, or the ready timer, fires
+        if driver.children:
+            driver.child_exits(-15)
+        driver.advance(5)  # past the backoff
+        restarts = [kind for kind in driver.recorded("reason") if kind[0] == "restart"]
+        assert restarts[:1] == [("restart", reason)], (reason, driver.recorded("to", "reason"))
+
+
+def test_holds_and_releases_name_the_holder_and_count_the_changes() -> None:
+    history = History()
+    events = JobEvents(history, Observed().job, "web")
+    lock = "/srv/.git/rebase-merge"
+    events.held(None, lock, 1)
+    events.held(lock, "watchctl", 3)
+    events.held("watchctl", None, 5)
+    bodies = [json.loads(event.line) for event in history.since(0)[1]]
+    told = [(b["kind"], b["held_by"], b.get("previous"), b["count"]) for b in bodies]
+    assert told == [
+        ("hold", lock, None, 1),
+        ("hold", "watchctl", lock, 3),
+        ("release", "watchctl", None, 5),
+    ]
+
+
+def test_a_fallback_after_start_is_an_event_with_its_reason() -> None:
+    history = History()
+    events = JobEvents(history, Observed().job, "web")
+    events.fell_back("poll (inotify watch limit reached)")
+    (fallback,) = (json.loads(event.line) for event in history.since(0)[1])
+    assert (fallback["kind"], fallback["reason"], fallback["at_start"]) == (
+        "fallback",
+        "inotify watch limit reached",
+        False,
+    )

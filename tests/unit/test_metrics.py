@@ -11,6 +11,7 @@ from watchd.control.status import JobStatus
 from watchd.observe.history import History, Kind
 from watchd.observe.metrics import Metrics
 from watchd.observe.tally import CHANGE_BUCKETS, Tally
+from watchd.supervise.events import TriggerKind
 from watchd.supervise.states import StatusWord
 
 
@@ -145,3 +146,51 @@ def test_the_process_itself_is_measured() -> None:
     text = render(tally)
     assert value(text, "process_resident_memory_bytes") > 0
     assert value(text, "process_open_fds") > 0
+
+
+def test_holds_are_counted_by_who_held_and_held_jobs_read_off_the_jobs() -> None:
+    history, tally = recorded()
+    history.record(Kind.HOLD, "web", held_by="watchctl", previous=None, count=0)
+    history.record(Kind.RELEASE, "web", held_by="watchctl", count=3)
+    history.record(Kind.HOLD, "web", held_by="/srv/.git/index.lock", previous=None, count=1)
+    held = JobStatus(name="web", state=StatusWord.RUNNING, held_by="/srv/.git/index.lock")
+    text = Metrics(lambda: [held, API], tally, lambda: {"web": 4}).render().decode()
+    assert value(text, "watchd_job_holds_total", job="web", by="watchctl") == 1
+    assert value(text, "watchd_job_holds_total", job="web", by="vcs") == 1
+    assert value(text, "watchd_job_holds_total", job="api", by="vcs") == 0
+    assert value(text, "watchd_job_held", job="web") == 1
+    assert value(text, "watchd_job_held", job="api") == 0
+    assert value(text, "watchd_job_held_changes", job="web") == 4
+    assert value(text, "watchd_job_held_changes", job="api") == 0
+
+
+def test_fallbacks_to_polling_are_counted_per_job() -> None:
+    history, tally = recorded()
+    history.record(Kind.FALLBACK, "api", backend="poll (inotify watch limit reached)")
+    history.record(Kind.FALLBACK, None, backend="poll (inotify watch limit reached)")
+    text = render(tally, WEB, API)
+    assert value(text, "watchd_watch_fallbacks_total", job="api") == 1
+    assert value(text, "watchd_watch_fallbacks_total", job="web") == 0
+
+
+def test_every_trigger_kind_is_a_restart_reason_label_and_counts() -> None:
+    history, tally = recorded()
+    for reason in TriggerKind:
+        history.record(Kind.RESTART, "web", reason=str(reason), detail="x")
+    text = render(tally, WEB)
+    for reason in TriggerKind:
+        assert value(text, "watchd_job_restarts_total", job="web", reason=str(reason)) == 1
+
+
+def test_an_overlap_that_took_over_is_a_change_timing_and_a_failed_one_is_not() -> None:
+    clock = Clock()
+    history, tally = recorded(clock)
+    history.record(Kind.CHANGE, "web", paths=["/a"], count=1)
+    clock.now += 0.4
+    history.record(Kind.RESTART, "web", reason="change", overlap=True, ok=True, pid=2)
+    history.record(Kind.CHANGE, "web", paths=["/a"], count=1)
+    history.record(Kind.RESTART, "web", reason="change", overlap=True, ok=False, pid=2)
+    text = render(tally, WEB)
+    assert value(text, "watchd_change_to_restart_seconds_count") == 1
+    assert abs(value(text, "watchd_change_to_restart_seconds_sum") - 0.4) < 1e-9
+    assert value(text, "watchd_job_restarts_total", job="web", reason="change") == 2

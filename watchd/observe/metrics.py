@@ -8,7 +8,7 @@ histogram series) so the format stays right as it evolves.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import exposition
 from prometheus_client.core import (
@@ -33,9 +33,14 @@ CONTENT_TYPE = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTEN
 class Metrics:
     """What ``watchctl metrics`` prints and ``GET /metrics`` serves."""
 
-    def __init__(self, jobs: Callable[[], Sequence[JobStatus]], tally: Tally) -> None:
+    def __init__(
+        self,
+        jobs: Callable[[], Sequence[JobStatus]],
+        tally: Tally,
+        held_changes: Callable[[], Mapping[str, int]] = dict,
+    ) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(_JobCollector(jobs, tally))
+        self._registry.register(_JobCollector(jobs, tally, held_changes))
         self._registry.register(ProcessCollector(registry=None))
 
     def render(self) -> bytes:
@@ -43,9 +48,15 @@ class Metrics:
 
 
 class _JobCollector:
-    def __init__(self, jobs: Callable[[], Sequence[JobStatus]], tally: Tally) -> None:
+    def __init__(
+        self,
+        jobs: Callable[[], Sequence[JobStatus]],
+        tally: Tally,
+        held_changes: Callable[[], Mapping[str, int]],
+    ) -> None:
         self._jobs = jobs
         self._tally = tally
+        self._held_changes = held_changes
         self._started = time.time()
 
     def collect(self) -> Iterator[Metric]:
@@ -53,6 +64,7 @@ class _JobCollector:
         yield from self._daemon(jobs)
         yield from self._states(jobs)
         yield from self._counters(jobs)
+        yield from self._holds(jobs)
         yield self._histogram()
 
     def _daemon(self, jobs: Sequence[JobStatus]) -> Iterator[Metric]:
@@ -123,6 +135,35 @@ class _JobCollector:
                 last_exit.add_metric([job.name], tally.last_exit[job.name])
             overflows.add_metric([job.name], tally.overflows[job.name])
         yield from (restarts, last_exit, overflows)
+
+    def _holds(self, jobs: Sequence[JobStatus]) -> Iterator[Metric]:
+        tally = self._tally
+        held = GaugeMetricFamily(
+            "watchd_job_held",
+            "1 while the job's changes are held (watchctl hold, or a git or hg operation)",
+            labels=["job"],
+        )
+        kept = GaugeMetricFamily(
+            "watchd_job_held_changes", "Changes kept while the job is held", labels=["job"]
+        )
+        holds = CounterMetricFamily(
+            "watchd_job_holds",
+            "Times the job's changes were held, by what held them",
+            labels=["job", "by"],
+        )
+        fallbacks = CounterMetricFamily(
+            "watchd_watch_fallbacks",
+            "Times the job's watches moved to polling (inotify could not serve them)",
+            labels=["job"],
+        )
+        pending = self._held_changes()
+        for job in jobs:
+            held.add_metric([job.name], 0 if job.held_by is None else 1)
+            kept.add_metric([job.name], pending.get(job.name, 0))
+            for by in ("watchctl", "vcs"):
+                holds.add_metric([job.name, by], tally.holds[job.name, by])
+            fallbacks.add_metric([job.name], tally.fallbacks[job.name])
+        yield from (held, kept, holds, fallbacks)
 
     def _histogram(self) -> Metric:
         histogram = self._tally.change_to_running

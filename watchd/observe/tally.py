@@ -1,9 +1,10 @@
 """Counters the metrics need that no status snapshot holds, kept from the event history.
 Pure code: it is told of each event and of the time.
 
-Restarts by reason, each job's last exit, config reloads, inotify overflows, and how long
-a change takes to become a new running child. What can be read off the jobs at any
-moment (state, uptime, watched paths) is read at scrape time instead.
+Restarts by reason, each job's last exit, config reloads, inotify overflows, holds by who
+held, fallbacks to polling, and how long a change takes to become a new running child.
+What can be read off the jobs at any moment (state, uptime, watched paths, whether held)
+is read at scrape time instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchd.observe.history import Event, Kind
+from watchd.watch.holds import MANUAL
 
 # Seconds from a change to the new child running: debounce (100 ms by default) plus the
 # old child's stop and the new one's start.
@@ -53,6 +55,8 @@ class Tally:
         self.reloads: Counter[bool] = Counter()  # by ok
         self.last_reload_ok = True
         self.overflows: Counter[str] = Counter()  # by job: events lost under its watches
+        self.holds: Counter[tuple[str, str]] = Counter()  # (job, "watchctl" | "vcs")
+        self.fallbacks: Counter[str] = Counter()  # by job: moves to polling
         self.change_to_running = Histogram(CHANGE_BUCKETS)
         self._first_change: dict[str, float] = {}  # job -> when its pending changes began
 
@@ -62,6 +66,8 @@ class Tally:
         match event.kind:
             case Kind.RESTART if job is not None:
                 self.restarts[job, str(details.get("reason"))] += 1
+                if details.get("overlap"):
+                    self._overlapped(job, details)
             case Kind.STATE if job is not None:
                 self._state(job, details)
             case Kind.CHANGE if job is not None:
@@ -73,11 +79,17 @@ class Tally:
                     self.forget(name)
             case Kind.OVERFLOW if job is not None:
                 self.overflows[job] += 1
+            case Kind.HOLD if job is not None:
+                self.holds[job, "watchctl" if details.get("held_by") == MANUAL else "vcs"] += 1
+            case Kind.FALLBACK if job is not None:
+                self.fallbacks[job] += 1
 
     def forget(self, job: str) -> None:
         """A job left the config: its series go with it."""
-        for key in [key for key in self.restarts if key[0] == job]:
-            del self.restarts[key]
+        for counter in (self.restarts, self.holds):
+            for key in [key for key in counter if key[0] == job]:
+                del counter[key]
+        self.fallbacks.pop(job, None)
         self.last_exit.pop(job, None)
         self.overflows.pop(job, None)
         self._first_change.pop(job, None)
@@ -92,6 +104,12 @@ class Tally:
             return
         began = self._first_change.pop(job, None)
         if began is not None and details.get("reason") == "change":
+            self.change_to_running.observe(self._clock() - began)
+
+    def _overlapped(self, job: str, details: Mapping[str, Any]) -> None:
+        """An overlap restart ended: its new child, if it took over, runs from now."""
+        began = self._first_change.pop(job, None)
+        if began is not None and details.get("ok") and details.get("reason") == "change":
             self.change_to_running.observe(self._clock() - began)
 
 

@@ -26,22 +26,38 @@ def _what(kind: str, event: dict[str, Any], palette: Palette) -> str:
             before, after = event.get("from", "?"), event.get("to", "?")
             return f"{palette.state(before)} -> {palette.state(after)}{_because(event)}"
         case "restart":
-            return _because(event).strip(" ()") or "restarted"
+            return _restart(event, palette)
         case "change":
             return _paths(event.get("paths") or [], int(event.get("count") or 0))
         case "config":
             return _config(event, palette)
         case "fallback":
-            return f"now {event.get('backend')}"
+            when = "at start" if event.get("at_start") else "while watching"
+            return palette.warn(f"now {event.get('backend')} ({when})")
         case "overflow":
             return "events lost; rescanning " + ", ".join(event.get("roots") or [])
         case "gap":
             missed = counted(int(event.get("missed") or 0), "event")
             return palette.warn(f"{missed} not shown (dropped before this reader got them)")
-        case "hold" | "release":
-            return str(event.get("held_by") or "")
+        case "hold":
+            return f"held by {event.get('held_by')}; {_changes(event)} kept"
+        case "release":
+            return f"{event.get('held_by')} no longer holds; acting on {_changes(event)}"
     details = {k: v for k, v in event.items() if k not in ("seq", "at", "job", "kind")}
     return " ".join(f"{key}={value}" for key, value in details.items())
+
+
+def _restart(event: dict[str, Any], palette: Palette) -> str:
+    why = _because(event).strip(" ()") or "restarted"
+    if not event.get("overlap"):
+        return why
+    if event.get("ok"):
+        return f"{why}; pid {event.get('pid')} took over from {event.get('old_pid')} (overlap)"
+    return f"{why}; " + palette.bad(str(event.get("failure_detail") or "failed"))
+
+
+def _changes(event: dict[str, Any]) -> str:
+    return counted(int(event.get("count") or 0), "change")
 
 
 def _because(event: dict[str, Any]) -> str:

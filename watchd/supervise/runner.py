@@ -81,6 +81,8 @@ class JobRunner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._build: asyncio.Task[None] | None = None  # the before_restart step under way
         self.watch = watch_for(config, self._on_changes)
+        self.watch.on_hold = self._events.held
+        self.watch.on_fallback = self._events.fell_back
         self._state_changed = asyncio.Event()
 
     @property

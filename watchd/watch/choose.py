@@ -58,6 +58,8 @@ BLIND_FILE_SYSTEMS = frozenset(
 )
 
 InotifyFactory = Callable[[], Watcher]
+# Told, with the subscription's new ``backend``, when it moves to polling after it was armed.
+OnFallback = Callable[[str], None]
 
 LIMIT_REACHED = "inotify watch limit reached"
 
@@ -126,9 +128,15 @@ class WatchHub:
         self._poll: PollWatcher | None = None
 
     async def subscribe(
-        self, spec: WatchSpec, backend: Backend, on_changes: OnChanges
+        self,
+        spec: WatchSpec,
+        backend: Backend,
+        on_changes: OnChanges,
+        on_fallback: OnFallback | None = None,
     ) -> Subscription:
-        """Arm *spec*'s watches with *backend* (or the fallback); return once armed."""
+        """Arm *spec*'s watches with *backend* (or the fallback); return once armed. A
+        fallback at arming shows in the returned ``backend``; a later one is told to
+        *on_fallback*."""
         if backend == Backend.POLL:
             return await self._polled(spec, on_changes)
         fstype = self._blind_file_system(spec)
@@ -150,7 +158,7 @@ class WatchHub:
             return await self._polled(spec, on_changes, LIMIT_REACHED)
         if not isinstance(subscription, ReportsLimit):
             return subscription
-        switching = FallbackSubscription(self, spec, on_changes, subscription)
+        switching = FallbackSubscription(self, spec, on_changes, subscription, on_fallback)
         subscription.on_limit = switching.limit_reached
         return switching
 
@@ -204,9 +212,15 @@ class FallbackSubscription:
     same ``backend``), when the tree outgrows the watch limit after it was armed."""
 
     def __init__(
-        self, hub: WatchHub, spec: WatchSpec, on_changes: OnChanges, inotify: Subscription
+        self,
+        hub: WatchHub,
+        spec: WatchSpec,
+        on_changes: OnChanges,
+        inotify: Subscription,
+        on_fallback: OnFallback | None = None,
     ) -> None:
         self._hub = hub
+        self._on_fallback = on_fallback
         self._spec = spec
         self._on_changes = on_changes
         self._current = inotify
@@ -237,6 +251,8 @@ class FallbackSubscription:
             await poll.close()
             return
         inotify, self._current = self._current, poll
+        if self._on_fallback is not None:
+            self._on_fallback(poll.backend)
         await inotify.close()
 
     async def close(self) -> None:

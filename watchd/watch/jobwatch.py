@@ -19,9 +19,9 @@ from pathlib import Path
 from watchd.config.model import FileOutput, JobConfig, WatchConfig
 from watchd.watch import vcs
 from watchd.watch.base import Change, OnChanges, Subscription, WatchSpec
-from watchd.watch.choose import WatchHub
+from watchd.watch.choose import OnFallback, WatchHub
 from watchd.watch.filters import GITIGNORE, PathFilter
-from watchd.watch.holds import STALE_AFTER, Holds
+from watchd.watch.holds import MANUAL, STALE_AFTER, Holds
 
 log = logging.getLogger("watchd.watch")
 
@@ -30,6 +30,10 @@ WatchFactory = Callable[[JobConfig, OnChanges], "JobWatch"]
 
 # How often the locks are looked at again while one holds a job's changes.
 LOCK_CHECK = 0.1
+
+# Told when what holds the job's changes is no longer the same: the holder before and now
+# (``held_by``; None: not held), and how many changes are kept (on a release: acted on).
+OnHold = Callable[[str | None, str | None, int], None]
 
 
 class JobWatch:
@@ -56,8 +60,13 @@ class JobWatch:
         own_files: Sequence[str] = (),
         settle_max: float = 2.0,
         stale_after: float = STALE_AFTER,
+        on_hold: OnHold | None = None,
+        on_fallback: OnFallback | None = None,
     ) -> None:
         self.name = name
+        # Told of holds and releases, and of a fallback to polling after arming.
+        self.on_hold = on_hold
+        self.on_fallback = on_fallback
         self._watch = watch
         self._hub = hub
         self._on_changes = on_changes
@@ -119,8 +128,10 @@ class JobWatch:
     def hold(self) -> None:
         """Keep changes from the job until :meth:`release`."""
         if not self._holds.manual:
+            before = self._holds.held_by
             self._holds.manual = True
             log.info("%s: changes held (watchctl hold)", self.name)
+            self._tell_hold(before)
 
     def release(self) -> None:
         if not self._holds.manual:
@@ -129,7 +140,9 @@ class JobWatch:
         self._observe_locks()
         if self._holds.held_by is not None:
             log.info("%s: released; still held by %s", self.name, self._holds.held_by)
-        self._deliver(self._holds.flush(), "released")
+        batch = self._holds.flush()
+        self._tell_hold(MANUAL, len(batch))
+        self._deliver(batch, "released")
 
     # ---- changes --------------------------------------------------------------------
 
@@ -154,6 +167,7 @@ class JobWatch:
         batch = self._holds.offer(kept)
         if self._holds.held_by is not None and was_held is None:
             log.info("%s: changes held while %s exists", self.name, self._holds.held_by)
+        self._tell_hold(was_held, len(batch))
         self._deliver(batch, "")
         self._schedule_check()
 
@@ -163,6 +177,14 @@ class JobWatch:
         if why:
             log.info("%s: %s; acting on %d change(s)", self.name, why, len(batch))
         self._on_changes(batch)
+
+    def _tell_hold(self, before: str | None, acted_on: int = 0) -> None:
+        """Tell of a new holder (with the changes it keeps) or a release (with the changes
+        handed on)."""
+        now = self._holds.held_by
+        if now == before or self.on_hold is None:
+            return
+        self.on_hold(before, now, acted_on if now is None else self._holds.pending())
 
     def _own_paths(self) -> frozenset[str]:
         """The job's output file, by every path a change to it could be reported under."""
@@ -200,7 +222,9 @@ class JobWatch:
         before = self._holds.held_by
         self._observe_locks()
         if self._holds.held_by is None and before is not None:
-            self._deliver(self._holds.flush(), f"{before} is gone")
+            batch = self._holds.flush()
+            self._tell_hold(before, len(batch))
+            self._deliver(batch, f"{before} is gone")
         self._schedule_check()
 
     # ---- the subscription -----------------------------------------------------------
@@ -224,7 +248,13 @@ class JobWatch:
             self._watch.poll_interval,
             settle_max=self._settle_max,
         )
-        return await self._hub.subscribe(spec, self._watch.backend, self._on_subscription_changes)
+        return await self._hub.subscribe(
+            spec, self._watch.backend, self._on_subscription_changes, self._fell_back
+        )
+
+    def _fell_back(self, backend: str) -> None:
+        if self.on_fallback is not None and not self._closed:
+            self.on_fallback(backend)
 
     def _filter_again(self) -> None:
         """A .gitignore changed: watch again with what it now says (the new watches are
@@ -246,6 +276,8 @@ class JobWatch:
                     return
                 old, self._subscription = self._subscription, fresh
                 self.reloads += 1
+                if old is not None and _fallback(fresh.backend) and not _fallback(old.backend):
+                    self._fell_back(fresh.backend)  # watched again, but no longer by inotify
                 if old is not None:
                     await old.close()
                 log.info("%s: .gitignore changed; watching %s", self.name, self.backend)
@@ -255,3 +287,7 @@ class JobWatch:
             log.exception("%s: could not watch again after a .gitignore change", self.name)
         finally:
             self._refilter = None
+
+
+def _fallback(backend: str) -> bool:
+    return backend.startswith("poll (")
