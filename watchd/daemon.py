@@ -195,6 +195,7 @@ class Daemon:
                 lambda: self.job_status(list(self.runners)),
                 self.tally,
                 lambda: {name: runner.watch.pending() for name, runner in self.runners.items()},
+                self.history,
             )
         return self._metrics.render(), metrics.CONTENT_TYPE
 

@@ -194,3 +194,15 @@ def test_an_overlap_that_took_over_is_a_change_timing_and_a_failed_one_is_not() 
     assert value(text, "watchd_change_to_restart_seconds_count") == 1
     assert abs(value(text, "watchd_change_to_restart_seconds_sum") - 0.4) < 1e-9
     assert value(text, "watchd_job_restarts_total", job="web", reason="change") == 2
+
+
+def test_the_history_tells_what_it_holds_against_its_bounds() -> None:
+    history = History(max_events=3, max_bytes=1_000_000)
+    for n in range(5):
+        history.record(Kind.CHANGE, "web", paths=[f"/srv/{n}.py"], count=1)
+    text = Metrics(lambda: [WEB], Tally(Clock()), history=history).render().decode()
+    assert value(text, "watchd_events_total") == 5
+    assert value(text, "watchd_event_history_events") == 3
+    assert value(text, "watchd_event_history_bytes") == history.size > 3 * 50
+    assert value(text, "watchd_event_history_max_events") == 3
+    assert value(text, "watchd_event_history_max_bytes") == 1_000_000

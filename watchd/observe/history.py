@@ -96,6 +96,14 @@ class History:
         return self._events[0].seq if self._events else self._seq + 1
 
     @property
+    def max_events(self) -> int:
+        return self._max_events
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
     def size(self) -> int:
         """Bytes held (an estimate that never undercounts the text)."""
         return self._bytes

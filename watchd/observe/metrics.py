@@ -22,6 +22,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from watchd import __version__
 from watchd.control.status import JobStatus
+from watchd.observe.history import History
 from watchd.observe.tally import Tally
 from watchd.supervise.events import TriggerKind
 from watchd.supervise.states import StatusWord
@@ -38,9 +39,12 @@ class Metrics:
         jobs: Callable[[], Sequence[JobStatus]],
         tally: Tally,
         held_changes: Callable[[], Mapping[str, int]] = dict,
+        history: History | None = None,
     ) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_JobCollector(jobs, tally, held_changes))
+        if history is not None:
+            self._registry.register(_HistoryCollector(history))
         self._registry.register(ProcessCollector(registry=None))
 
     def render(self) -> bytes:
@@ -173,3 +177,34 @@ class _JobCollector:
         )
         family.add_metric([], histogram.cumulative(), histogram.total)
         return family
+
+
+class _HistoryCollector:
+    """The event history: how much it holds against its bounds (what it costs)."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+
+    def collect(self) -> Iterator[Metric]:
+        history = self._history
+        yield CounterMetricFamily(
+            "watchd_events", "Events recorded (the newest seq)", value=history.last_seq
+        )
+        yield GaugeMetricFamily(
+            "watchd_event_history_events", "Events the history holds", value=len(history)
+        )
+        yield GaugeMetricFamily(
+            "watchd_event_history_bytes",
+            "Bytes the history holds (its events' text and a fixed cost per event)",
+            value=history.size,
+        )
+        yield GaugeMetricFamily(
+            "watchd_event_history_max_events",
+            "The history's bound in events",
+            value=history.max_events,
+        )
+        yield GaugeMetricFamily(
+            "watchd_event_history_max_bytes",
+            "The history's bound in bytes",
+            value=history.max_bytes,
+        )
