@@ -97,20 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     results_path = args.out / "results.jsonl"
     started = time.monotonic()
 
-    def produce(name: str) -> Iterator[dict[str, Any]]:
-        workload = WORKLOADS[name]
-        if name in ("child_startup", "many_jobs", "hot_reload"):
-            return workload(bench) if "watchd" in wanted else iter(())
-        if name == "latency":
-            return workload(bench, latency_tools)
-        if name == "poll":
-            return workload(bench, tools, python if chosen else None)
-        if name == "downtime":
-            return workload(bench, downtime_subjects(python, wanted))
-        if name == "django_reload":
-            return workload(bench, django_reloaders(python, wanted))
-        return workload(bench, tools)
-
+    produce = _producer(
+        bench,
+        wanted,
+        python=python,
+        tools=tools,
+        latency_tools=latency_tools,
+        peers_chosen=bool(chosen),
+    )
     results = _measure(names, produce, args.out / "new.jsonl")
     elapsed = time.monotonic() - started
     header = _header(
@@ -128,6 +122,44 @@ def main(argv: list[str] | None = None) -> int:
     _write_report(args.out, results, header, sizes)
     print(f"bench: {len(results)} records in {results_path}; report in {args.out / 'REPORT.md'}")
     return 0
+
+
+def _producer(
+    bench: Bench,
+    wanted: set[str],
+    *,
+    python: Path | None,
+    tools: list[Tool],
+    latency_tools: list[Tool],
+    peers_chosen: bool,
+) -> Callable[[str], Iterator[dict[str, Any]]]:
+    """Each workload's records, by name, for the tools wanted."""
+
+    def produce(name: str) -> Iterator[dict[str, Any]]:
+        workload = WORKLOADS[name]
+        if name in ("child_startup", "many_jobs", "hot_reload"):
+            return workload(bench) if "watchd" in wanted else iter(())
+        if name == "latency":
+            return workload(bench, latency_tools)
+        if name == "poll":
+            return workload(bench, tools, python if peers_chosen else None)
+        if name == "downtime":
+            return workload(bench, downtime_subjects(python, wanted))
+        if name == "django_reload":
+            return workload(bench, django_reloaders(python, wanted))
+        if name == "observe":
+            return workload(bench, _supervisord(python, wanted)) if "watchd" in wanted else iter(())
+        return workload(bench, tools)
+
+    return produce
+
+
+def _supervisord(python: Path | None, wanted: set[str]) -> Path | None:
+    """The peers' supervisord, when it is wanted and there."""
+    if python is None or "supervisord" not in wanted:
+        return None
+    found = python.parent / "supervisord"
+    return found if found.exists() else None
 
 
 def _render_again(out: Path) -> int:
@@ -271,6 +303,21 @@ def _notes(sizes: Sizes) -> dict[str, str]:
             f" serving process has stayed the same for {DjangoSizes().checkout_quiet:g} s."
             " WatchdReloader runs on watchd's venv, the others on the peers' (the"
             " same Django release)."
+        ),
+        "observe": (
+            "watchd without `metrics.listen` and without an events follower, against watchd"
+            " with `metrics.listen` set and `watchctl events -f --json` attached (its output"
+            " to a file). *idle*: CPU and peak RSS of watchd (the follower's own CPU beside"
+            " it), nothing changing; *scraped*: the same daemon fetched at `/metrics` every"
+            " few seconds as Prometheus would (the first fetch, which loads"
+            " `prometheus_client`, made before the window). *restart*: change → new child,"
+            " both daemons running at once on trees of the same size, changed in turn."
+            " *history*: watchd's RSS as its history fills to its bound with small change"
+            " events (one path each: the event bound) and with large ones (20 paths of 3,000"
+            " characters: the byte bound), then fills again; 1 write is an event for each"
+            " job watching the directory. supervisord, the one peer with an event stream"
+            " (event listeners), idles with and without a listener subscribed to"
+            " PROCESS_STATE and TICK_5; no other peer has events or metrics."
         ),
         "scale": (
             f"{sizes.scale_files:,} files, 20 to a directory; watchd and watchfiles one after"

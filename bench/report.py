@@ -385,6 +385,73 @@ def scale(results: list[Result]) -> list[str]:
     )
 
 
+def observe(results: list[Result]) -> list[str]:
+    rows = [r for r in results if r["workload"] == "observe"]
+    idles = sorted((r for r in rows if r["measure"] == "idle"), key=lambda r: _rank(r["tool"]))
+    lines = _table(
+        ["idle", "files", "CPU (% of one core)", "peak RSS (MB)", "scrapes", "follower CPU (%)"],
+        [
+            [
+                r["tool"],
+                "–" if r["files"] is None else f"{r['files']:,}",
+                _cpu(r),
+                f"{r['peak_rss_mb']:.1f}",
+                str(r["scrapes"]) + (f" (every {r['scrape_every_s']:g} s)" if r["scrapes"] else ""),
+                f"{r['follower_cpu_percent']:.3f}" if "follower_cpu_percent" in r else "–",
+            ]
+            for r in idles
+        ],
+    )
+    restarts: dict[str, list[Result]] = defaultdict(list)
+    for r in rows:
+        if r["measure"] == "restart":
+            restarts[r["tool"]].append(r)
+    base = None
+    rows_out = []
+    for tool, group in sorted(restarts.items(), key=lambda item: _rank(item[0])):
+        starts = [r["new_child_ms"] for r in group if r["new_child_ms"] is not None]
+        p50 = statistics.median(starts) if starts else None
+        base = p50 if tool == "watchd" else base
+        rows_out.append(
+            [
+                tool,
+                f"{group[0]['files']:,}",
+                *(_ms(quantile(starts, q)) if starts else "–" for q in (0.5, 0.9, 1.0)),
+                f"{len(group) - len(starts)}/{len(group)}",
+                _ratio(p50, base) if tool != "watchd" else "–",
+            ]
+        )
+    lines += _table(
+        ["restart", "files", "→ new child p50 (ms)", "p90", "max", "missed", "p50 vs watchd"],
+        rows_out,
+    )
+    history = [r for r in rows if r["measure"] == "history"]
+    lines += _table(
+        [
+            "history filled with",
+            "jobs",
+            "held: events / bytes",
+            "bound (events / bytes)",
+            "RSS before → filled → filled again (MB)",
+            "growth (MB)",
+        ],
+        [
+            [
+                f"{r['events']} events" + ("" if r["bound_reached"] else " (bound not reached)"),
+                str(r["jobs"]),
+                f"{r['history_events']:,} / {r['history_bytes']:,}",
+                f"{r['max_events']:,} / {r['max_bytes']:,}",
+                f"{r['rss_mb_before']:.1f} → {r['rss_mb_filled']:.1f} →"
+                f" {r['rss_mb_filled_twice']:.1f}",
+                f"{r['rss_mb_filled'] - r['rss_mb_before']:+.1f}, then"
+                f" {r['rss_mb_filled_twice'] - r['rss_mb_filled']:+.1f}",
+            ]
+            for r in history
+        ],
+    )
+    return lines
+
+
 SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("latency", "1. Latency: a one-byte append to a random watched file", latency),
     ("idle", "2. Idle cost: nothing changes for the whole window", idle),
@@ -396,6 +463,7 @@ SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("downtime", "8. Downtime: restarts of a server under continuous load", downtime),
     ("django_reload", "9. Django: runserver's reloaders on a 200-module project", django_reload),
     ("scale", "10. A million files: memory and readiness", scale),
+    ("observe", "11. Seeing what it does: the cost of the event history and metrics", observe),
 ]
 
 

@@ -128,6 +128,58 @@ def check(results: list[Result]) -> list[Verdict]:
                 )
             )
     verdicts += _scale(results)
+    verdicts += _observe(results)
+    return verdicts
+
+
+OBSERVED = "watchd (metrics.listen, events -f)"
+
+
+def _observe(results: list[Result]) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    idle = {r["tool"]: r for r in _of(results, "observe", measure="idle")}
+    if OBSERVED in idle:
+        ours = idle[OBSERVED]
+        resolution = 100 / (CLOCK_TICKS * float(ours["window_s"]))
+        without = idle.get("watchd")
+        verdicts.append(
+            (
+                f"idle CPU at {ours['files']:,} files with metrics.listen and an events follower"
+                f" below one clock tick in {ours['window_s']:g} s",
+                f"{ours['cpu_percent']:.3f} %"
+                + ("" if without is None else f" (without: {without['cpu_percent']:.3f} %)"),
+                ours["cpu_percent"] < resolution / 2,
+            )
+        )
+    starts: dict[str, list[float]] = {}
+    for r in _of(results, "observe", measure="restart"):
+        if r["new_child_ms"] is not None:
+            starts.setdefault(r["tool"], []).append(r["new_child_ms"])
+    if "watchd" in starts and OBSERVED in starts:
+        p50, p50_ours = statistics.median(starts["watchd"]), statistics.median(starts[OBSERVED])
+        # Noise: half the p10-p90 spread of every restart measured, both kinds; 5 ms at least.
+        pooled = sorted(starts["watchd"] + starts[OBSERVED])
+        p10, p90 = (pooled[round(q * (len(pooled) - 1))] for q in (0.1, 0.9))
+        noise = max(5.0, (p90 - p10) / 2)
+        verdicts.append(
+            (
+                "change → new child p50 with metrics.listen and a follower within noise of without",
+                f"{p50_ours:.1f} ms against {p50:.1f} ms (noise ±{noise:.1f} ms)",
+                abs(p50_ours - p50) <= noise,
+            )
+        )
+    for r in _of(results, "observe", measure="history"):
+        if not r["bound_reached"]:
+            continue
+        again = r["rss_mb_filled_twice"] - r["rss_mb_filled"]
+        verdicts.append(
+            (
+                f"history of {r['events']} events at its bound ({r['max_events']:,} events,"
+                f" {r['max_bytes'] / 2**20:g} MiB): RSS grows ≤ 1 MB more when filled again",
+                f"{r['rss_mb_filled'] - r['rss_mb_before']:+.1f} MB, then {again:+.1f} MB",
+                again <= 1.0,
+            )
+        )
     return verdicts
 
 

@@ -1,4 +1,4 @@
-"""The seven workloads. Each yields records: one dict per measurement, written as JSON lines."""
+"""The workloads. Each yields records: one dict per measurement, written as JSON lines."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from bench.django_reload import QUICK_DJANGO, DjangoSizes, Reloader
 from bench.django_reload import django_reload as django_reload_of
 from bench.downtime import QUICK_DOWNTIME, DowntimeSizes, Subject
 from bench.downtime import downtime as downtime_of
+from bench.observe import QUICK_OBSERVE, ObserveSizes
+from bench.observe import observe as observe_of
 from bench.procs import cpu_seconds, current_rss_mb, inotify_usage, peak_rss_mb, tool_processes
 from bench.records import Record
 from bench.tools import CHILD, HERE, Run, Tool, Watchd, warm_up_seconds
@@ -418,6 +420,10 @@ def django_reload(bench: Bench, chosen: list[Reloader]) -> Iterator[Result]:
     return django_reload_of(bench.workdir, QUICK_DJANGO if bench.quick else DjangoSizes(), chosen)
 
 
+def observe(bench: Bench, supervisord: Path | None) -> Iterator[Result]:
+    return observe_of(bench, QUICK_OBSERVE if bench.quick else ObserveSizes(), supervisord)
+
+
 def scale(bench: Bench, tools: list[Tool]) -> Iterator[Result]:
     """A million files (20 to a directory: 51,668 directories) watched by watchd and by
     watchfiles, one after the other on the same tree."""
@@ -479,4 +485,5 @@ WORKLOADS: dict[str, Callable[..., Iterator[Result]]] = {
     "downtime": downtime,
     "django_reload": django_reload,
     "scale": scale,
+    "observe": observe,
 }

@@ -33,6 +33,20 @@ FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "downtime": {"tool": (str,), "requests": (int,), "failed": (int,), "failures": (dict,)},
     "django_reload": {"tool": (str,), "measure": (str,), "modules": (int,)},
     "scale": {"tool": (str,), "directories": (int,), "peak_rss_mb": NUMBER, "rss_mb": NUMBER},
+    "observe": {"tool": (str,), "measure": (str,)},
+}
+# Per measure of the observe workload.
+OBSERVE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "idle": {"cpu_percent": NUMBER, "peak_rss_mb": NUMBER, "scrapes": (int,)},
+    "restart": {"files": (int,), "new_child_ms": NUMBER},
+    "history": {
+        "history_events": (int,),
+        "history_bytes": (int,),
+        "max_events": (int,),
+        "max_bytes": (int,),
+        "rss_mb_filled": NUMBER,
+        "bound_reached": (bool,),
+    },
 }
 
 
@@ -69,6 +83,8 @@ def check_records(records: list[dict[str, object]], tools: set[str]) -> None:
         for field, kinds in FIELDS[str(record["workload"])].items():
             value = record[field]
             assert value is None or isinstance(value, kinds), (field, record)
+        for field, kinds in OBSERVE_FIELDS.get(str(record.get("measure")), {}).items():
+            assert isinstance(record[field], kinds), (field, record)
     measured = {record["tool"] for record in records if "tool" in record}
     assert {str(tool).split()[0] for tool in measured} == tools
 
@@ -89,11 +105,17 @@ def test_quick_run_of_watchd_writes_every_workload(tmp_path: Path) -> None:
         "Downtime",
         "Django",
         "A million files",
+        "cost of the event history and metrics",
         "Targets",
     ):
         assert f"{title}" in report
     # The restarts actually happened: a latency record without a new child would be None.
     assert all(r["new_child_ms"] is not None for r in records if r["workload"] == "latency")
+    observed = [r for r in records if r["workload"] == "observe"]
+    assert {r["measure"] for r in observed} == {"idle", "restart", "history"}
+    assert all(r["new_child_ms"] is not None for r in observed if r["measure"] == "restart")
+    # The history recorded the writes: each is an event for each job watching.
+    assert all(int(str(r["recorded"])) > 0 for r in observed if r["measure"] == "history")
 
 
 @pytest.mark.timeout(600)
