@@ -51,7 +51,8 @@ class ObserveSizes:
     restart_reps: int = 20
     fill_jobs: int = 50  # jobs watching one directory: each write is an event for each
     fill: bool = True  # fill the history to its bounds (False: a few events only)
-    settle: float = 1.0  # after start, before the baseline RSS
+    settle: float = 5.0  # after start (and its first scrape), before measuring
+    fill_limit: float = 120.0  # seconds to fill the history, at most, each time
 
 
 QUICK_OBSERVE = ObserveSizes(
@@ -63,6 +64,7 @@ QUICK_OBSERVE = ObserveSizes(
     fill_jobs=3,
     fill=False,
     settle=0.2,
+    fill_limit=10.0,
 )
 
 
@@ -321,9 +323,10 @@ def _fill(
     gauges: _Gauges, write: Callable[[], None], sizes: ObserveSizes, quick_writes: int
 ) -> dict[str, Any]:
     """Write until every event held was recorded by this call and the history is at a
-    bound (or, when not filling, *quick_writes* times); wait for the events to be told."""
+    bound (or, when not filling, *quick_writes* times), for ``fill_limit`` at most."""
     start = gauges.read()["watchd_events_total"]
     writes = 0
+    deadline = time.monotonic() + sizes.fill_limit
     while True:
         for _ in range(10 if sizes.fill else quick_writes):
             write()
@@ -333,7 +336,7 @@ def _fill(
         at_bound = held >= now["watchd_event_history_max_events"] or (
             now["watchd_event_history_bytes"] > now["watchd_event_history_max_bytes"] * 0.95
         )
-        if not sizes.fill or (total - start >= held and at_bound):
+        if not sizes.fill or (total - start >= held and at_bound) or time.monotonic() > deadline:
             return {
                 "reached": bool(total - start >= held and at_bound),
                 "held": int(held),

@@ -83,7 +83,8 @@ def check_records(records: list[dict[str, object]], tools: set[str]) -> None:
         for field, kinds in FIELDS[str(record["workload"])].items():
             value = record[field]
             assert value is None or isinstance(value, kinds), (field, record)
-        for field, kinds in OBSERVE_FIELDS.get(str(record.get("measure")), {}).items():
+        measure = str(record.get("measure")) if record["workload"] == "observe" else ""
+        for field, kinds in OBSERVE_FIELDS.get(measure, {}).items():
             assert isinstance(record[field], kinds), (field, record)
     measured = {record["tool"] for record in records if "tool" in record}
     assert {str(tool).split()[0] for tool in measured} == tools

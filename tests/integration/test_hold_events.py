@@ -6,6 +6,7 @@ numbers it concerns, and ``seq`` has no hole."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,38 @@ def test_a_job_past_the_watch_limit_falls_back_at_start_and_another_later(
         "now poll (inotify watch limit reached) (while watching)"
         in daemon.watchctl("events", "web").stdout
     )
+
+
+MAX_QUEUED = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+def test_a_real_inotify_queue_overflow_is_an_event_and_counted(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """The daemon is stopped (SIGSTOP) while more files are made than the kernel queues
+    for it: the kernel drops events and says so, and the job is told of it once."""
+    queued = int(MAX_QUEUED.read_text())
+    if queued > 100_000:
+        pytest.skip(f"fs.inotify.max_queued_events is {queued}: too many files to overflow it")
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "web")
+    web = {"command": child_command(record.path), "watch": {"paths": [str(src)]}}
+    daemon.write_jobs("jobs.yaml", {"web": web})
+    daemon.start()
+    record.wait_starts(1)
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGSTOP)
+    try:
+        for number in range(queued + 1000):
+            os.close(os.open(src / f"f{number:05d}", os.O_WRONLY | os.O_CREAT, 0o644))
+    finally:
+        daemon.process.send_signal(signal.SIGCONT)
+    seen = wait_event(daemon, "the overflow", job="web", kind="overflow")
+    record.wait_starts(2)  # anything may have changed: the job acts on it
+
+    numbered_without_holes(seen)
+    (overflow,) = of(seen, "overflow")
+    assert overflow["roots"] == [str(src)]
+    metrics = daemon.watchctl("metrics").stdout
+    assert 'watchd_inotify_overflows_total{job="web"} 1.0' in metrics
