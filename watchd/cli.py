@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
-from watchd import __version__
+from watchd import __version__, lean  # lean first: asyncio without TLS
 from watchd.config.loader import load_config
 from watchd.config.nodes import shown
 from watchd.control.socketfile import SocketPathError
@@ -79,7 +78,7 @@ def run(config_path: Path) -> int:
         return await Daemon(config).run()
 
     try:
-        return asyncio.run(serve())
+        return lean.asyncio_run(serve())
     except SocketPathError as error:
         print(f"watchd: {error}; not starting", file=sys.stderr)
         return 1

@@ -78,3 +78,22 @@ def test_run_with_a_broken_config_exits_non_zero_without_a_traceback(tmp_path: P
     assert result.returncode == 78  # EX_CONFIG: the unit does not restart on it
     assert "Traceback" not in result.stderr
     assert "watchd.yaml:4:5: jobs.web.bogus" in result.stderr
+
+
+def test_a_running_daemon_has_no_tls_library_loaded(tmp_path: Path) -> None:
+    """asyncio's TLS and hashlib's OpenSSL cost 4 MB of memory the daemon never uses."""
+    record = Record(tmp_path / "record")
+    (tmp_path / "tree").mkdir()
+    with running_daemon(tmp_path) as daemon:
+        daemon.write_jobs(
+            "web.yaml",
+            {"web": {"command": child_command(record.path), "watch": {"paths": ["tree"]}}},
+        )
+        daemon.start()
+        record.wait_starts(1)
+        assert daemon.process is not None
+        maps = Path(f"/proc/{daemon.process.pid}/maps").read_text()
+        assert daemon.stop() == 0
+    loaded = {line.split()[-1] for line in maps.splitlines() if ".so" in line}
+    assert not [path for path in loaded if "libssl" in path or "libcrypto" in path], loaded
+    assert any("libc.so" in path for path in loaded)  # the libraries are listed at all

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -76,6 +75,8 @@ class Entry:
 def unknown_key(issues: Issues, key_node: yaml.Node, key_path: str, known: Iterable[str]) -> None:
     key = str(key_node.value)
     known = list(known)
+    import difflib  # noqa: PLC0415  # only for a mistyped key: kept out of the daemon's memory
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if len(known) == 1:
         issues.at(key_node, key_path, f'unknown key; expected "{known[0]}"')

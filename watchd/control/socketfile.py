@@ -15,7 +15,6 @@ import os
 import pwd
 import socket
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +148,7 @@ def _check_existing(dir_fd: int, path: Path) -> None:
 def _bind_privately(
     dir_fd: int, path: Path, mode: int, gid: int | None
 ) -> tuple[socket.socket, os.stat_result, bool]:
-    private = Path(tempfile.mkdtemp(prefix=".watchd-", dir=_at(dir_fd, "")))  # mode 0700
+    private = Path(_private_directory(dir_fd))
     temporary = private / "socket"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -173,6 +172,18 @@ def _bind_privately(
         with contextlib.suppress(OSError):
             os.rmdir(private)
     return sock, info, group_refused
+
+
+def _private_directory(dir_fd: int) -> str:
+    """A new directory of mode 0700 beside the socket: ``tempfile.mkdtemp``, without
+    importing tempfile (and random, shutil, bz2 and lzma with it) into the daemon."""
+    while True:
+        path = _at(dir_fd, f".watchd-{os.urandom(6).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
 
 
 def _is_ours(info: os.stat_result, made: SocketFile) -> bool:

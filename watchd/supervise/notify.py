@@ -13,7 +13,6 @@ import array
 import asyncio
 import contextlib
 import os
-import secrets
 import socket
 import struct
 from collections.abc import Callable
@@ -54,7 +53,8 @@ class NotifySocket:
         )
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            name = f"watchd/{os.getpid()}/{secrets.token_hex(8)}"
+            # secrets.token_hex, without importing hashlib (and libcrypto with it)
+            name = f"watchd/{os.getpid()}/{os.urandom(8).hex()}"
             self._sock.bind("\0" + name)
         except OSError:
             self._sock.close()
