@@ -28,7 +28,7 @@ from watchd.watch.translate import (
     ScanDir,
     WatchTable,
 )
-from watchd.watch.watches import Mode, ViewKind, ViewSpec
+from watchd.watch.watches import Mode, Tree, ViewKind, ViewSpec
 
 ROOT = "/srv/app"
 IN_MODIFY = 0x00000002
@@ -69,9 +69,17 @@ class Table:
         self, root: str = ROOT, dirs: Sequence[str] = ("",), flt: PathFilter | None = None
     ) -> int:
         sub = self.table.add_subscription([root], flt or PathFilter())
-        views = [(ViewKind.TREE, rel, self.wd(join(root, rel)), join(root, rel)) for rel in dirs]
-        self.table.install(sub, 0, Mode.TREE, root, views)
+        self.table.install(sub, 0, Mode.TREE, root, [], tree=self.build(sub, root, dirs))
         return sub
+
+    def build(self, sub: int, root: str, dirs: Sequence[str]) -> Tree:
+        """A tree of *dirs* (each after its parent), as the driver's walk fills one."""
+        tree = self.table.new_tree(sub, 0)
+        for rel in dirs:
+            up, _, name = rel.rpartition("/")
+            parent_wd = self.wd(join(root, up)) if rel else 0
+            self.table.add_dir(tree, self.wd(join(root, rel)), parent_wd, name)
+        return tree
 
     def named(self, kind: ViewKind, given: str, directory: str, name: str) -> int:
         sub = self.table.add_subscription([given], PathFilter())
@@ -195,7 +203,7 @@ def test_new_directory_is_reported_and_scanned() -> None:
     t.tree()
     outcome = t.handle(event(1, IN_CREATE | IN_ISDIR, "pkg"))
     assert list(outcome.changes[1]) == [change(ADDED, "pkg")]
-    assert list(outcome.actions) == [ScanDir(1, 0, "pkg")]
+    assert list(outcome.actions) == [ScanDir(1, 0, "pkg", 1)]
 
 
 def test_moved_in_directory_is_scanned() -> None:
@@ -203,7 +211,7 @@ def test_moved_in_directory_is_scanned() -> None:
     t.tree(dirs=("", "a"))
     outcome = t.handle(event(t.wd(f"{ROOT}/a"), IN_MOVED_TO | IN_ISDIR, "b", cookie=3))
     assert list(outcome.changes[1]) == [change(ADDED, "a/b")]
-    assert list(outcome.actions) == [ScanDir(1, 0, "a/b")]
+    assert list(outcome.actions) == [ScanDir(1, 0, "a/b", t.wd(f"{ROOT}/a"))]
 
 
 def test_pruned_directory_is_neither_scanned_nor_reported() -> None:
@@ -219,7 +227,7 @@ def test_directory_kept_out_by_include_patterns_is_scanned_but_not_reported() ->
     t.tree(flt=PathFilter(include=["*.py"]))
     outcome = t.handle(event(1, IN_CREATE | IN_ISDIR, "pkg"))
     assert outcome.changes == {}
-    assert list(outcome.actions) == [ScanDir(1, 0, "pkg")]
+    assert list(outcome.actions) == [ScanDir(1, 0, "pkg", 1)]
 
 
 def test_deleted_directory_forgets_its_subtree() -> None:
@@ -326,17 +334,38 @@ def test_symlinked_root_is_reported_under_its_link_and_follows_it() -> None:
     t = Table()
     sub = t.table.add_subscription(["/srv/current"], PathFilter())
     target, holder = t.wd("/srv/releases/1"), t.wd("/srv")
-    views: list[ViewSpec] = [
-        (ViewKind.LINK, "current", holder, "/srv"),
-        (ViewKind.TREE, "", target, "/srv/releases/1"),
-    ]
-    t.table.install(sub, 0, Mode.TREE, "/srv/releases/1", views)
+    views: list[ViewSpec] = [(ViewKind.LINK, "current", holder, "/srv")]
+    tree = t.build(sub, "/srv/releases/1", [""])
+    t.table.install(sub, 0, Mode.TREE, "/srv/releases/1", views, tree=tree)
     assert t.changes(event(target, IN_CLOSE_WRITE, "a.py")) == [
         Change(MODIFIED, "/srv/current/a.py")
     ]
     outcome = t.handle(event(holder, IN_MOVED_TO, "current", cookie=4))
     assert list(outcome.changes[sub]) == [Change(MODIFIED, "/srv/current")]
     assert list(outcome.actions) == [Rearm(sub, 0, report=False)]
+
+
+def test_other_names_in_a_directory_on_the_way_to_a_root_are_not_even_looked_at() -> None:
+    """/tmp, say, holding the root's directory, hears of every file made there."""
+    t = Table()
+    sub = t.table.add_subscription(["/tmp/app"], PathFilter())
+    holder, target = t.wd("/tmp"), t.wd("/tmp/app")
+    views: list[ViewSpec] = [(ViewKind.LINK, "/tmp/app", holder, "/tmp")]
+    t.table.install(sub, 0, Mode.TREE, "/tmp/app", views, tree=t.build(sub, "/tmp/app", [""]))
+    probed: list[str] = []
+
+    def probe(path: str) -> bool:
+        probed.append(path)
+        return True
+
+    outcome = t.table.handle(
+        [event(holder, IN_CREATE, "tmpx1"), event(holder, IN_CLOSE_WRITE, "tmpx1")], probe, probe
+    )
+    assert outcome.changes == {}
+    assert probed == []
+    outcome = t.table.handle([event(target, IN_CREATE, "a.py")], probe, probe)
+    assert list(outcome.changes[sub]) == [Change(ADDED, "/tmp/app/a.py")]
+    assert probed == ["/tmp/app/a.py"]
 
 
 # ---- sharing, bookkeeping, overflow ------------------------------------------------------
@@ -360,23 +389,20 @@ def test_subscriptions_share_one_watch_and_each_applies_its_own_filter() -> None
 def test_installing_again_keeps_the_watches_still_needed() -> None:
     t = Table()
     sub = t.tree(dirs=("", "a", "b"))
-    root, a = t.wd(ROOT), t.wd(f"{ROOT}/a")
-    c = t.wd(f"{ROOT}/c")
-    views: list[ViewSpec] = [
-        (ViewKind.TREE, "", root, ROOT),
-        (ViewKind.TREE, "a", a, f"{ROOT}/a"),
-        (ViewKind.TREE, "c", c, f"{ROOT}/c"),
-    ]
-    t.table.install(sub, 0, Mode.TREE, ROOT, views)
+    t.table.install(sub, 0, Mode.TREE, ROOT, [], tree=t.build(sub, ROOT, ["", "a", "c"]))
     assert t.table.take_unwatch() == [t.wd(f"{ROOT}/b")]
     assert t.table.watched_dirs(sub) == 3
+    assert t.table.has_dir(sub, 0, "c")
+    assert not t.table.has_dir(sub, 0, "b")
 
 
 def test_directory_recreated_on_a_new_watch_replaces_the_old_one() -> None:
     t = Table()
     sub = t.tree(dirs=("", "a"))
     old = t.wd(f"{ROOT}/a")
-    t.table.attach_dir(sub, 0, "a", 99, f"{ROOT}/a")
+    tree = t.table.tree(sub, 0)
+    assert tree is not None
+    assert t.table.add_dir(tree, 99, t.wd(ROOT), "a")
     assert t.table.take_unwatch() == [old]
     assert t.table.has_dir(sub, 0, "a", 99)
 

@@ -30,7 +30,7 @@ from watchd.watch.translate import (
     ScanDir,
     WatchTable,
 )
-from watchd.watch.watches import Mode, ViewKind, ViewSpec, join, parent
+from watchd.watch.watches import Mode, Tree, ViewKind, ViewSpec, join, parent
 
 log = logging.getLogger("watchd.watch")
 
@@ -262,14 +262,29 @@ class InotifyWatcher:
     def _arm_root(self, sub: int, index: int, report: bool, out: list[Change]) -> None:
         """Watch root *index* as it is now: a tree, a file, or a missing path."""
         added: list[int] = []
+        tree: Tree | None = self.table.new_tree(sub, index)
         try:
-            mode, real, views = self._plan_root(sub, index, report, out, added)
-            self.table.install(sub, index, mode, real, views)
+            assert tree is not None
+            mode, real, views = self._plan_root(sub, index, report, out, added, tree=tree)
+            if mode is not Mode.TREE:
+                self.table.discard_tree(tree)
+                tree = None
+            self.table.install(sub, index, mode, real, views, tree=tree)
+            tree = None  # installed: the table's now
         finally:
+            if tree is not None:
+                self.table.discard_tree(tree)
             self._release(added)
 
     def _plan_root(
-        self, sub: int, index: int, report: bool, out: list[Change], added: list[int]
+        self,
+        sub: int,
+        index: int,
+        report: bool,
+        out: list[Change],
+        added: list[int],
+        *,
+        tree: Tree,
     ) -> tuple[Mode, str, list[ViewSpec]]:
         given = self.table.roots(sub)[index].given
         real = given
@@ -289,8 +304,8 @@ class InotifyWatcher:
                 out.append(Change(ChangeKind.ADDED, given))
             views = self._path_views(given, real, added)
             if is_dir:
-                tree = self._walk(sub, index, "", real=real, report=report, out=out, added=added)
-                return Mode.TREE, real, views + tree
+                self._walk(tree, (0, "", ""), real=real, report=report, out=out, added=added)
+                return Mode.TREE, real, views
             directory, name = os.path.split(real)
             wd = self._watch(directory, added)
             if wd is not None:
@@ -345,55 +360,53 @@ class InotifyWatcher:
 
     def _scan_new_dir(self, action: ScanDir, found: list[Change]) -> None:
         root = self.table.roots(action.sub)[action.root]
-        if root.mode is not Mode.TREE or not self.table.has_dir(
-            action.sub, action.root, parent(action.rel)
+        tree = root.tree
+        if (
+            root.mode is not Mode.TREE
+            or tree is None
+            or self.table.rel_of(tree, action.parent) != parent(action.rel)
         ):
             return  # its parent was dropped meanwhile
         added: list[int] = []
         try:
-            views = self._walk(
-                action.sub,
-                action.root,
-                action.rel,
+            name = action.rel.rpartition("/")[2]
+            self._walk(
+                tree,
+                (action.parent, name, action.rel),
                 real=root.real,
                 report=True,
                 out=found,
                 added=added,
-                known=True,
             )
-            for _, rel, wd, path in views:
-                self.table.attach_dir(action.sub, action.root, rel, wd, path)
         finally:
             self._release(added)
 
     def _walk(
         self,
-        sub: int,
-        index: int,
-        top: str,
+        tree: Tree,
+        top: tuple[int, str, str],
         *,
         real: str,
         report: bool,
         out: list[Change],
         added: list[int],
-        known: bool = False,
-    ) -> list[ViewSpec]:
-        """Watch directory *top* of a root's tree and every directory below it that the
-        filter does not prune. Each watch is added before its directory is listed, so an
-        entry created meanwhile is either listed or has its event queued. With *report*,
-        entries found are reported as added; with *known*, directories already watched
-        on the same watch are skipped (their events were never missed)."""
-        flt = self.table.filter(sub)
-        given = self.table.roots(sub)[index].given
-        views: list[ViewSpec] = []
+    ) -> None:
+        """Watch directory *top* (its parent's watch, its name, its path relative to the
+        root) of a root's tree and every directory below it that the filter does not
+        prune, adding each to *tree*. Each watch is added before its directory is listed,
+        so an entry created meanwhile is either listed or has its event queued. With
+        *report*, entries found are reported as added. A directory the tree has already
+        (on the same watch) is not walked again: its events were never missed."""
+        flt = self.table.filter(tree.sub)
+        given = self.table.roots(tree.sub)[tree.root].given
+        add_dir = self.table.add_dir
         stack = [top]
         while stack:
-            rel = stack.pop()
+            up, name, rel = stack.pop()
             path = join(real, rel)
             wd = self._watch(path, added)
-            if wd is None or (known and self.table.has_dir(sub, index, rel, wd)):
+            if wd is None or not add_dir(tree, wd, up, name):
                 continue
-            views.append((ViewKind.TREE, rel, wd, ""))  # its path is made again when needed
             try:
                 with os.scandir(path) as entries:
                     for entry in entries:
@@ -401,14 +414,13 @@ class InotifyWatcher:
                         if entry.is_dir(follow_symlinks=False):
                             child = join(rel, entry.name)
                             if not flt.prunes(child):
-                                stack.append(child)
+                                stack.append((wd, entry.name, child))
                             if report and flt.accepts(child, is_dir=True):
                                 out.append(Change(ChangeKind.ADDED, join(given, child)))
                         elif report and flt.accepts(child := join(rel, entry.name)):
                             out.append(Change(ChangeKind.ADDED, join(given, child)))
             except OSError as error:
                 log.debug("inotify: cannot list %s: %s", path, error)
-        return views
 
     def _watch(self, path: str, added: list[int], mask: int = WATCH_MASK) -> int | None:
         """Add a watch on directory *path*; None if it cannot be watched (gone, not a

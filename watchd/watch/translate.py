@@ -36,7 +36,17 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from watchd.watch.base import Change, ChangeKind
-from watchd.watch.watches import Mode, SubState, View, ViewKind, Watches, awaited_name, join
+from watchd.watch.watches import (
+    Mode,
+    Node,
+    SubState,
+    Tree,
+    View,
+    ViewKind,
+    Watches,
+    awaited_name,
+    join,
+)
 
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008
@@ -117,12 +127,14 @@ def _every_attribute(path: str) -> bool:
 
 @dataclass(frozen=True)
 class ScanDir:
-    """Watch the new directory ``rel`` of a root, and everything below it; report what is
-    already in it as added (it was created before its watch existed)."""
+    """Watch the new directory ``rel`` of a root (in its directory on watch ``parent``),
+    and everything below it; report what is already in it as added (it was created before
+    its watch existed)."""
 
     sub: int
     root: int
     rel: str
+    parent: int
 
 
 @dataclass(frozen=True)
@@ -172,21 +184,32 @@ class WatchTable(Watches):
             if event.mask & IN_Q_OVERFLOW:
                 self._overflow(out)
                 continue
-            subs = self.subs_on(event.wd)
-            if not subs:
+            entries = self.entries_on(event.wd)
+            if not entries:
                 continue  # a watch already forgotten
             if event.mask & IN_IGNORED:
-                self._ignored(event.wd, out)
+                self._ignored(event.wd, entries, out)
                 continue
+            # What a file's event means is worked out (a stat, maybe) only for a listener
+            # that cares: a directory on the way to a root (/tmp, say) hears of every name
+            # in it, and almost all of them concern no one.
             kind = None
-            if event.name and not event.mask & IN_ISDIR:
-                kind = self._file_kind(event, probe, attributes)
-            for sub in subs:
-                state = self._subs[sub]
-                for view in state.views_on(event.wd):
-                    # An earlier view of this event may have dropped this one.
-                    if state.has_view(event.wd, view):
-                        self._dispatch(state, view, event, kind, out)
+            unknown = bool(event.name) and not event.mask & IN_ISDIR
+            for entry in entries:
+                # An earlier listener's handling of this event may have dropped this one.
+                if not self.has_entry(event.wd, entry):
+                    continue
+                if type(entry) is not tuple:
+                    assert isinstance(entry, View)
+                    if event.name and event.name != awaited_name(entry):
+                        continue
+                if unknown:
+                    kind, unknown = self._file_kind(event, probe, attributes), False
+                if type(entry) is tuple:
+                    self._tree_event(entry, event, kind, out)
+                else:
+                    assert isinstance(entry, View)
+                    self._view_event(self._subs[entry.sub], entry, event, kind, out)
         return out
 
     def _file_kind(self, event: RawEvent, probe: Probe, attributes: Probe) -> ChangeKind | None:
@@ -219,7 +242,20 @@ class WatchTable(Watches):
             return ChangeKind.DELETED
         return None
 
-    def _dispatch(
+    def _tree_event(
+        self, node: Node, event: RawEvent, kind: ChangeKind | None, out: Outcome
+    ) -> None:
+        tree, up, _ = node
+        state = self._subs[tree.sub]
+        if (state.id, tree.root) in out.rearming:
+            return
+        if event.name:
+            self._tree_entry(state, tree, event, kind, out)
+        elif not up:
+            self._root_self(state, tree.root, event.mask, out)
+        # A subdirectory's own events: its parent's say what happened to it.
+
+    def _view_event(  # for an event on the view's directory itself, or its awaited name
         self,
         state: SubState,
         view: View,
@@ -229,27 +265,24 @@ class WatchTable(Watches):
     ) -> None:
         if (state.id, view.root) in out.rearming:
             return
-        if view.kind is ViewKind.TREE:
-            if event.name:
-                self._tree_entry(state, view, event, kind, out)
-            elif not view.rel:
-                self._root_self(state, view, event.mask, out)
-            # A subdirectory's own events: its parent's say what happened to it.
-        elif not event.name:
+        if not event.name:
             self._anchor_self(state, view, event.mask, out)
-        elif event.name == awaited_name(view):
+        else:
             self._awaited_entry(state, view, event, kind, out)
 
     def _tree_entry(
         self,
         state: SubState,
-        view: View,
+        tree: Tree,
         event: RawEvent,
         kind: ChangeKind | None,
         out: Outcome,
     ) -> None:
-        rel = join(view.rel, event.name)
-        path = join(state.roots[view.root].given, rel)
+        here = self.rel_of(tree, event.wd)
+        if here is None:
+            return
+        rel = join(here, event.name)
+        path = join(state.roots[tree.root].given, rel)
         mask = event.mask
         if not mask & IN_ISDIR:
             if kind is not None and state.filter.accepts(rel):
@@ -258,24 +291,24 @@ class WatchTable(Watches):
         if mask & _APPEARS:
             kind = ChangeKind.ADDED
             if not state.filter.prunes(rel):
-                out.act(ScanDir(state.id, view.root, rel))
+                out.act(ScanDir(state.id, tree.root, rel, event.wd))
         elif mask & _GOES:
             kind = ChangeKind.DELETED
-            self._drop_subtree(state, view.root, rel)
+            self.drop_dir(tree, event.wd, event.name)
         else:
             return
         if state.filter.accepts(rel, is_dir=True):
             out.report(state.id, kind, path)
 
-    def _root_self(self, state: SubState, view: View, mask: int, out: Outcome) -> None:
+    def _root_self(self, state: SubState, root: int, mask: int, out: Outcome) -> None:
         """The root directory itself was deleted or moved away."""
-        given = state.roots[view.root].given
+        given = state.roots[root].given
         if mask & IN_DELETE_SELF:
             out.report(state.id, ChangeKind.DELETED, given)  # IN_IGNORED follows: re-armed then
         elif mask & IN_MOVE_SELF:
             # The watch follows the directory to where it went: not ours to watch any more.
             out.report(state.id, ChangeKind.DELETED, given)
-            self._rearm(state, view.root, True, out)
+            self._rearm(state, root, True, out)
 
     def _anchor_self(self, state: SubState, view: View, mask: int, out: Outcome) -> None:
         """The directory holding a file root, a symlink root or an awaited name moved."""
@@ -322,16 +355,20 @@ class WatchTable(Watches):
             out.rearming.add((state.id, root))
             out.act(Rearm(state.id, root, report))
 
-    def _ignored(self, wd: int, out: Outcome) -> None:
+    def _ignored(self, wd: int, entries: tuple[Node | View, ...], out: Outcome) -> None:
         """The kernel dropped watch *wd* (its directory is gone, or its file system)."""
-        for sub in self.subs_on(wd):
-            state = self._subs[sub]
-            for view in state.views_on(wd):
-                if not state.has_view(wd, view):
-                    continue
-                self._detach(state, view, dead=True)
-                if view.kind is not ViewKind.TREE or not view.rel:
-                    self._rearm(state, view.root, True, out)
+        for entry in entries:
+            if not self.has_entry(wd, entry):
+                continue
+            if type(entry) is tuple:
+                tree, up, _ = entry
+                self._drop_subtree(tree, wd, dead=True)
+                if not up:
+                    self._rearm(self._subs[tree.sub], tree.root, True, out)
+            else:
+                assert isinstance(entry, View)
+                self._detach(self._subs[entry.sub], entry, dead=True)
+                self._rearm(self._subs[entry.sub], entry.root, True, out)
 
     def _overflow(self, out: Outcome) -> None:
         self._fresh.clear()

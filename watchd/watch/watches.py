@@ -1,18 +1,23 @@
 """Which subscription listens to which inotify watch, and why.
 
 Pure bookkeeping, no I/O. A kernel watch is one per directory, shared by every
-subscription that needs it; each subscription holds *views* of watches (this directory of
-that root's tree; the directory holding a file root; the nearest existing ancestor of a
-missing root; the directory holding a root that is a symlink). A kernel watch no view
-needs any more is handed back to the driver (``take_unwatch``) to be removed.
+subscription that needs it. What listens to a watch is either a directory of a root's
+*tree* (a :data:`Node`), or a *view* for the few other reasons (the directory holding a
+file root; the nearest existing ancestor of a missing root; a directory on the way to a
+root). A kernel watch nothing listens to any more is handed back to the driver
+(``take_unwatch``) to be removed.
 
-Kept small: a tree of 50,000 directories has 50,000 of each entry. A watch heard by one
-view (the usual case) holds that view itself, not a set of one; a tree directory's path is
-not stored (its root's and its ``rel`` make it).
+Kept small, for a tree of 50,000 directories has 50,000 nodes: one dict entry per
+kernel watch for every subscription together, holding the node itself when it is the only
+listener (the usual case); a node is ``(tree, parent's watch, name)``, its path made from
+its parents' names when an event needs it; names are interned (a tree repeats ``src``,
+``tests``, ``lib`` …); a directory's children are a name → watch dict only where it has
+subdirectories.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -32,7 +37,6 @@ class Mode(Enum):
 
 
 class ViewKind(Enum):
-    TREE = "tree"  # a directory of a root's tree
     FILE = "file"  # the directory holding a file root
     WAIT = "wait"  # the nearest existing ancestor of a missing root
     # A directory on the way to a root (its parent, theirs, …, as written and as resolved):
@@ -41,26 +45,41 @@ class ViewKind(Enum):
     LINK = "link"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class View:
-    """One reason for one subscription to listen to one kernel watch.
+    """One reason, other than a tree, for one subscription to listen to one kernel watch.
 
-    ``rel`` is, for a TREE view, the directory relative to the root ("" is the root
-    itself); for the other kinds, the name awaited in the watched directory (for LINK, the
-    whole path of that entry, so that two steps with the same name stay apart).
+    ``rel`` is the name awaited in the watched directory (for LINK, the whole path of that
+    entry, so that two steps with the same name stay apart).
     """
 
+    sub: int
     root: int
     kind: ViewKind
     rel: str
     wd: int
 
 
-_CONTENT = (ViewKind.TREE, ViewKind.FILE, ViewKind.WAIT)
+_CONTENT = (ViewKind.FILE, ViewKind.WAIT)
 
-# What the driver armed: (kind, rel, wd, the directory's path; "" for a TREE view, whose
-# path its root and rel make).
+# What the driver armed besides a tree: (kind, rel, wd, the directory's path).
 ViewSpec = tuple[ViewKind, str, int, str]
+
+
+@dataclass(eq=False, slots=True)
+class Tree:
+    """One root's directories, as watched for one subscription."""
+
+    sub: int
+    root: int
+    top: int = 0  # the watch of the root directory itself (0: not added yet)
+    kids: dict[int, dict[str, int]] = field(default_factory=dict)  # wd -> {name: child's wd}
+    size: int = 0  # directories
+
+
+# A directory of a tree: (its tree, its parent's watch (0 for the tree's top), its name).
+Node = tuple[Tree, int, str]
+Entry = Node | View
 
 
 @dataclass
@@ -68,6 +87,7 @@ class Root:
     given: str  # absolute, as configured: reported paths start with it
     real: str  # symlinks resolved: where the watches are
     mode: Mode = Mode.WAIT
+    tree: Tree | None = None  # for Mode.TREE
 
 
 def join(base: str, name: str) -> str:
@@ -83,17 +103,8 @@ def parent(rel: str) -> str:
 
 
 def awaited_name(view: View) -> str:
-    """The entry name a non-TREE view listens for in its directory."""
+    """The entry name a view listens for in its directory."""
     return view.rel.rpartition("/")[2]
-
-
-# A root's views by key: a TREE view's is its ``rel`` alone (no tuple per directory), the
-# others' ``(kind, rel)``; a string never equals a tuple, so the two cannot collide.
-Key = str | tuple[ViewKind, str]
-
-
-def key(kind: ViewKind, rel: str) -> Key:
-    return rel if kind is ViewKind.TREE else (kind, rel)
 
 
 @dataclass
@@ -101,55 +112,19 @@ class SubState:
     id: int
     roots: list[Root]
     filter: Filter
-    by_wd: dict[int, View | list[View]] = field(default_factory=dict)  # one, or several
-    by_root: list[dict[Key, View]] = field(default_factory=list)
-    # A TREE directory's children, as an ordered set (a dict: half a set's size)
-    kids: dict[tuple[int, str], dict[str, None]] = field(default_factory=dict)
-
-    def views_on(self, wd: int) -> tuple[View, ...]:
-        found = self.by_wd.get(wd)
-        if found is None:
-            return ()
-        return (found,) if isinstance(found, View) else tuple(found)
-
-    def has_view(self, wd: int, view: View) -> bool:
-        found = self.by_wd.get(wd)
-        return found == view if isinstance(found, View) else found is not None and view in found
-
-    def _add_view(self, view: View) -> None:
-        found = self.by_wd.get(view.wd)
-        if found is None:
-            self.by_wd[view.wd] = view
-        elif isinstance(found, View):
-            if found != view:
-                self.by_wd[view.wd] = [found, view]
-        elif view not in found:
-            found.append(view)
-
-    def _remove_view(self, view: View) -> bool:
-        """Forget *view* on its watch; True when no view of this subscription is left there."""
-        found = self.by_wd.get(view.wd)
-        if isinstance(found, View):
-            if found == view:
-                del self.by_wd[view.wd]
-        elif found is not None:
-            if view in found:
-                found.remove(view)
-            if len(found) == 1:
-                self.by_wd[view.wd] = found[0]
-        return view.wd not in self.by_wd
+    views: list[dict[tuple[ViewKind, str], View]] = field(default_factory=list)  # per root
 
 
 class Watches:
-    """Every subscription's views, and the kernel watches they share."""
+    """Every subscription's trees and views, and the kernel watches they share."""
 
     def __init__(self) -> None:
         self._subs: dict[int, SubState] = {}
         self._next_id = 1
-        # wd -> the subscription (or subscriptions) with a view on it
-        self._routes: dict[int, int | list[int]] = {}
-        # wd -> the directory it was added for, for watches not on a tree (a tree's
-        # directory is found from its view)
+        # wd -> what listens to it: one entry, or a list of several
+        self._entries: dict[int, Entry | list[Entry]] = {}
+        # wd -> the directory it was added for, for watches with a view (a tree's
+        # directory is found from its node)
         self._dirs: dict[int, str] = {}
         self._unwatch: list[int] = []
 
@@ -159,7 +134,7 @@ class Watches:
         sub = self._next_id
         self._next_id += 1
         self._subs[sub] = SubState(
-            sub, [Root(root, root) for root in roots], filter, by_root=[{} for _ in roots]
+            sub, [Root(root, root) for root in roots], filter, views=[{} for _ in roots]
         )
         return sub
 
@@ -177,31 +152,109 @@ class Watches:
     def filter(self, sub: int) -> Filter:
         return self._subs[sub].filter
 
+    def new_tree(self, sub: int, root: int) -> Tree:
+        """An empty tree for a root, to be filled with ``add_dir`` and then installed (or
+        discarded)."""
+        return Tree(sub, root)
+
+    def add_dir(self, tree: Tree, wd: int, parent: int, name: str) -> bool:
+        """Add the directory *name* of the tree's directory on watch *parent* (0 and "":
+        the root directory) on watch *wd*. False when the tree has it already, there or
+        elsewhere (a bind mount shows one directory twice): nothing to walk below it then.
+        A different directory of the same name (deleted and created again) is replaced."""
+        if self._node(tree, wd) is not None:
+            return False
+        name = sys.intern(name)
+        if parent:
+            siblings = tree.kids.setdefault(parent, {})
+            old = siblings.get(name)
+            if old is not None:
+                self._drop_subtree(tree, old)
+                siblings = tree.kids.setdefault(parent, {})
+            siblings[name] = wd
+        else:
+            if tree.top:
+                self._drop_subtree(tree, tree.top)
+            tree.top = wd
+        self._add_entry(wd, (tree, parent, name))
+        tree.size += 1
+        return True
+
     def install(
-        self, sub: int, root: int, mode: Mode, real: str, views: Iterable[ViewSpec]
+        self,
+        sub: int,
+        root: int,
+        mode: Mode,
+        real: str,
+        views: Iterable[ViewSpec],
+        *,
+        tree: Tree | None = None,
     ) -> None:
-        """Make *views* the whole of the root's watches. Watches kept are not touched;
-        those no longer needed by anyone go to ``take_unwatch``."""
+        """Make *tree* (for Mode.TREE) and *views* the whole of the root's watches.
+        Watches still needed are not touched; those no longer needed by anyone go to
+        ``take_unwatch``."""
         state = self._subs[sub]
-        state.roots[root].mode = mode
-        state.roots[root].real = real
-        old = dict(state.by_root[root])
-        kept: set[Key] = set()
+        given = state.roots[root]
+        given.mode = mode
+        given.real = real
+        old_tree, given.tree = given.tree, tree
+        if old_tree is not None and old_tree is not tree:
+            self.discard_tree(old_tree)
+        old = dict(state.views[root])
+        kept: set[tuple[ViewKind, str]] = set()
         for kind, rel, wd, path in views:
-            kept.add(key(kind, rel))
-            self._attach(state, View(root, kind, rel, wd), path)
+            kept.add((kind, rel))
+            self._attach(state, View(sub, root, kind, rel, wd), path)
         for known, view in old.items():
             if known not in kept:
                 self._detach(state, view)
 
-    def attach_dir(self, sub: int, root: int, rel: str, wd: int, path: str) -> None:
-        """Add one directory to a root's tree (found by a ``ScanDir``)."""
-        self._attach(self._subs[sub], View(root, ViewKind.TREE, rel, wd), path)
+    def discard_tree(self, tree: Tree) -> None:
+        """Forget every directory of *tree*: one replaced, or one whose walk failed."""
+        if tree.top:
+            self._drop_subtree(tree, tree.top)
+
+    def tree(self, sub: int, root: int) -> Tree | None:
+        return self._subs[sub].roots[root].tree
+
+    def drop_dir(self, tree: Tree, parent: int, name: str, dead: bool = False) -> None:
+        """The directory *name* of the tree's directory on *parent* is gone (deleted, or
+        moved away): forget it and everything below it."""
+        wd = tree.kids.get(parent, {}).get(name)
+        if wd is not None:
+            self._drop_subtree(tree, wd, dead)
+
+    def rel_of(self, tree: Tree, wd: int) -> str | None:
+        """The path of the tree's directory on *wd*, relative to its root; None if the
+        tree does not have it."""
+        names: list[str] = []
+        while True:
+            node = self._node(tree, wd)
+            if node is None:
+                return None
+            _, up, name = node
+            if not up:
+                return "/".join(reversed(names))
+            names.append(name)
+            wd = up
+
+    def find_dir(self, sub: int, root: int, rel: str) -> int | None:
+        """The watch of directory *rel* of the root's tree; None if it is not watched."""
+        tree = self._subs[sub].roots[root].tree
+        if tree is None or not tree.top:
+            return None
+        wd = tree.top
+        for name in rel.split("/") if rel else ():
+            found = tree.kids.get(wd, {}).get(name)
+            if found is None:
+                return None
+            wd = found
+        return wd
 
     def has_dir(self, sub: int, root: int, rel: str, wd: int | None = None) -> bool:
         """Is *rel* part of the root's watched tree (on watch *wd*, when given)?"""
-        view = self._subs[sub].by_root[root].get(rel)
-        return view is not None and (wd is None or view.wd == wd)
+        found = self.find_dir(sub, root, rel)
+        return found is not None and (wd is None or found == wd)
 
     def take_unwatch(self) -> list[int]:
         """Kernel watches that no subscription needs any more: the driver removes them."""
@@ -209,29 +262,36 @@ class Watches:
         return wds
 
     def is_watched(self, wd: int) -> bool:
-        return wd in self._routes
+        return wd in self._entries
 
-    def subs_on(self, wd: int) -> tuple[int, ...]:
-        """The subscriptions with a view on watch *wd*."""
-        found = self._routes.get(wd)
+    def entries_on(self, wd: int) -> tuple[Entry, ...]:
+        """What listens to watch *wd*."""
+        found = self._entries.get(wd)
         if found is None:
             return ()
-        return (found,) if isinstance(found, int) else tuple(found)
+        return tuple(found) if type(found) is list else (found,)  # type: ignore[return-value]
+
+    def has_entry(self, wd: int, entry: Entry) -> bool:
+        found = self._entries.get(wd)
+        if type(found) is list:
+            return any(known is entry for known in found)
+        return found is entry
 
     def dir_of(self, wd: int) -> str:
         """The directory watch *wd* was added for."""
         path = self._dirs.get(wd)
         if path is not None:
             return path
-        for sub in self.subs_on(wd):
-            state = self._subs[sub]
-            for view in state.views_on(wd):
-                if view.kind is ViewKind.TREE:
-                    return join(state.roots[view.root].real, view.rel)
+        for entry in self.entries_on(wd):
+            if type(entry) is tuple:
+                tree = entry[0]
+                rel = self.rel_of(tree, wd)
+                if rel is not None:
+                    return join(self._subs[tree.sub].roots[tree.root].real, rel)
         raise KeyError(wd)
 
     def kernel_watches(self) -> int:
-        return len(self._routes)
+        return len(self._entries)
 
     def watched_dirs(self, sub: int) -> int:
         """The directories watched for the subscription's trees, file roots and missing
@@ -239,82 +299,102 @@ class Watches:
         state = self._subs.get(sub)
         if state is None:
             return 0
-        return sum(
-            1
-            for views in state.by_wd.values()
-            if (views.kind in _CONTENT if isinstance(views, View) else _any_content(views))
-        )
+        trees = [root.tree for root in state.roots if root.tree is not None]
+        others = {
+            view.wd
+            for views in state.views
+            for view in views.values()
+            if view.kind in _CONTENT
+            and not any(self._node(tree, view.wd) is not None for tree in trees)
+        }
+        return sum(tree.size for tree in trees) + len(others)
+
+    # ---- entries -------------------------------------------------------------------
+
+    def _node(self, tree: Tree, wd: int) -> Node | None:
+        found = self._entries.get(wd)
+        if type(found) is tuple:
+            return found if found[0] is tree else None
+        if type(found) is list:
+            for entry in found:
+                if type(entry) is tuple and entry[0] is tree:
+                    return entry
+        return None
+
+    def _add_entry(self, wd: int, entry: Entry) -> None:
+        found = self._entries.get(wd)
+        if found is None:
+            self._entries[wd] = entry
+        elif type(found) is list:
+            found.append(entry)
+        else:
+            self._entries[wd] = [found, entry]  # type: ignore[list-item]
+
+    def _remove_entry(self, wd: int, entry: Entry, dead: bool = False) -> None:
+        """Forget *entry* on its watch; with *dead*, the kernel watch is already gone."""
+        found = self._entries.get(wd)
+        if found is entry:
+            del self._entries[wd]
+        elif type(found) is list:
+            for index, known in enumerate(found):
+                if known is entry:
+                    del found[index]
+                    break
+            if len(found) == 1:
+                self._entries[wd] = found[0]
+        if wd not in self._entries:
+            self._dirs.pop(wd, None)
+            if not dead:
+                self._unwatch.append(wd)
+
+    def _drop_subtree(self, tree: Tree, wd: int, dead: bool = False) -> None:
+        """Forget the tree's directory on *wd* and every one below it; with *dead*, the
+        kernel dropped *wd* itself (its subdirectories' watches may live on)."""
+        node = self._node(tree, wd)
+        if node is None:
+            return
+        _, up, name = node
+        if not up:
+            tree.top = 0
+        else:
+            siblings = tree.kids.get(up)
+            if siblings is not None and siblings.get(name) == wd:
+                del siblings[name]
+                if not siblings:
+                    del tree.kids[up]
+        stack = [(wd, node)]
+        while stack:
+            current, found = stack.pop()
+            for child in tree.kids.pop(current, {}).values():
+                below = self._node(tree, child)
+                if below is not None:
+                    stack.append((child, below))
+            self._remove_entry(current, found, dead and current == wd)
+            tree.size -= 1
 
     def _attach(self, state: SubState, view: View, path: str) -> None:
-        known = key(view.kind, view.rel)
-        old = state.by_root[view.root].get(known)
-        if old == view:
+        known = (view.kind, view.rel)
+        views = state.views[view.root]
+        old = views.get(known)
+        if old is not None and old.wd == view.wd:
             return
         if old is not None:
             self._detach(state, old)
-        state.by_root[view.root][known] = view
-        state._add_view(view)
-        self._route(view.wd, state.id)
-        if view.kind is not ViewKind.TREE:
-            self._dirs.setdefault(view.wd, path)
-        if view.kind is ViewKind.TREE and view.rel:
-            state.kids.setdefault((view.root, parent(view.rel)), {})[view.rel] = None
+        views[known] = view
+        self._add_entry(view.wd, view)
+        self._dirs.setdefault(view.wd, path)
 
     def _detach(self, state: SubState, view: View, dead: bool = False) -> None:
         """Forget *view*; with *dead*, its kernel watch is already gone."""
-        views = state.by_root[view.root]
-        known = key(view.kind, view.rel)
-        if views.get(known) == view:
+        views = state.views[view.root]
+        known = (view.kind, view.rel)
+        if views.get(known) is view:
             del views[known]
-        if state._remove_view(view) and self._unroute(view.wd, state.id):
-            self._dirs.pop(view.wd, None)
-            if not dead:
-                self._unwatch.append(view.wd)
-        if view.kind is ViewKind.TREE and view.rel:
-            siblings = state.kids.get((view.root, parent(view.rel)))
-            if siblings is not None:
-                siblings.pop(view.rel, None)
-                if not siblings:
-                    del state.kids[(view.root, parent(view.rel))]
-
-    def _drop_subtree(self, state: SubState, root: int, rel: str) -> None:
-        stack = [rel]
-        while stack:
-            current = stack.pop()
-            stack.extend(state.kids.pop((root, current), ()))
-            view = state.by_root[root].get(current)
-            if view is not None:
-                self._detach(state, view)
+        self._remove_entry(view.wd, view, dead)
 
     def _drop_root(self, state: SubState, root: int) -> None:
-        for view in list(state.by_root[root].values()):
+        for view in list(state.views[root].values()):
             self._detach(state, view)
-        for key in [key for key in state.kids if key[0] == root]:
-            del state.kids[key]
-
-    def _route(self, wd: int, sub: int) -> None:
-        found = self._routes.get(wd)
-        if found is None:
-            self._routes[wd] = sub
-        elif isinstance(found, int):
-            if found != sub:
-                self._routes[wd] = [found, sub]
-        elif sub not in found:
-            found.append(sub)
-
-    def _unroute(self, wd: int, sub: int) -> bool:
-        """*sub* no longer listens to *wd*; True when nobody does."""
-        found = self._routes.get(wd)
-        if isinstance(found, int):
-            if found == sub:
-                del self._routes[wd]
-        elif found is not None:
-            if sub in found:
-                found.remove(sub)
-            if len(found) == 1:
-                self._routes[wd] = found[0]
-        return wd not in self._routes
-
-
-def _any_content(views: list[View]) -> bool:
-    return any(view.kind in _CONTENT for view in views)
+        tree, state.roots[root].tree = state.roots[root].tree, None
+        if tree is not None:
+            self.discard_tree(tree)
