@@ -459,6 +459,149 @@ def test_a_lock_holds_changes_and_a_stale_one_does_not(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+# ---- Mercurial ---------------------------------------------------------------------------
+
+HG_ENV = {"HGUSER": "t", "HGRCPATH": "/dev/null", "HGPLAIN": "1"}
+
+
+def hg(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["hg", *args],
+        cwd=repo,
+        env={**os.environ, **HG_ENV},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout
+
+
+def hg_two_revisions(repo: Path, files: int) -> None:
+    """*repo* at revision 1; revision 0 has a different content in every one of its files."""
+    repo.mkdir()
+    hg(repo, "init", "-q")
+    for text in ("base", "next"):
+        for number in range(files):
+            (repo / f"m{number}.py").write_text(f"m = {number} # {text}\n")
+        hg(repo, "commit", "-qAm", text)
+
+
+# As SEE_REPO, for Mercurial: the working directory's revision, and whether its wlock exists.
+SEE_HG = (
+    'echo "$(HGRCPATH=/dev/null HGPLAIN=1 hg log -r . -T "{node}")'
+    ' $(ls -d .hg/wlock 2>/dev/null | wc -l)" >> "$0" && exec "$@"'
+)
+
+
+def hg_job(record: Path, seen: Path, repo: Path, **settings: Any) -> dict[str, Any]:
+    web = job(record, repo, cwd=str(repo), **settings)
+    web["command"] = ["sh", "-c", SEE_HG, str(seen), *web["command"]]
+    return web
+
+
+@needs("hg")
+def test_an_hg_update_restarts_once_after_it(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    hg_two_revisions(repo, 5000)
+    record, seen = Record(tmp_path / "record"), tmp_path / "seen"
+    # 5,000 files and a cap far below the update's length: only the wlock's hold keeps it
+    # to one restart.
+    web = hg_job(record.path, seen, repo, debounce="20ms", debounce_max="50ms")
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": web}) as d:
+            await async_wait_until(record.starts, "the first start")
+            result = await run(
+                "env",
+                *(f"{k}={v}" for k, v in HG_ENV.items()),
+                "hg",
+                "update",
+                "-q",
+                "0",
+                cwd=repo,
+            )
+            assert result.returncode == 0, result.stderr
+            target = hg(repo, "log", "-r", ".", "-T", "{node}")
+            await async_wait_until(lambda: len(record.starts()) >= 2, "the update's restart")
+            runner = d.runners["web"]
+            await async_wait_until(lambda: runner.job.settled, "the job to settle")
+            await restarts_only_for(d, record, repo / "sentinel.py", 2)
+            states = seen_by_children(seen)
+            assert len(states) == 3, states  # the first start, the update's, the sentinel's
+            first, after_update, _ = states
+            assert first[0] != target
+            assert after_update == (target, 0), (seen_by_children(seen), target)
+
+    asyncio.run(scenario())
+
+
+@needs("hg")
+def test_an_hg_command_holding_the_wlock_holds_changes_until_it_ends(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    hg_two_revisions(repo, 2)
+    record = Record(tmp_path / "record")
+    lock = repo / ".hg" / "wlock"
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, repo)}) as daemon:
+            await async_wait_until(record.starts, "the first start")
+            # Takes the working directory's lock and keeps it until told to let go.
+            holder = await asyncio.create_subprocess_exec(
+                *("hg", "--config", "ui.interactive=true", "debuglocks", "--set-wlock"),
+                cwd=repo,
+                env={**os.environ, **HG_ENV},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                await async_wait_until(lambda: os.path.lexists(lock), "hg to take its wlock")
+                (repo / "m0.py").write_text("changed while hg works\n")
+                runner = daemon.runners["web"]
+                await async_wait_until(lambda: runner.watch.held, "the hold")
+                (status,) = json.loads((await watchctl(daemon, "status", "--json")).stdout)["jobs"]
+                assert (status["held"], status["held_by"]) == (True, str(lock))
+                assert "held by .hg/wlock" in (await watchctl(daemon, "status")).stdout
+                (repo / "m1.py").write_text("and this\n")
+                await async_wait_until(lambda: runner.watch.pending() >= 2, "both kept")
+                assert len(record.starts()) == 1
+                assert holder.stdin is not None
+                holder.stdin.write(b"y\n")  # hg lets go of its lock, and ends
+                await holder.stdin.drain()
+                assert await asyncio.wait_for(holder.wait(), 60) == 0
+            finally:
+                if holder.returncode is None:
+                    holder.kill()
+                    await holder.wait()
+            assert not os.path.lexists(lock)
+            await async_wait_until(lambda: len(record.starts()) >= 2, "the restart")
+            await async_wait_until(lambda: runner.job.settled, "the job to settle")
+            assert not runner.watch.held
+            await restarts_only_for(daemon, record, repo / "sentinel.py", 2)
+
+    asyncio.run(scenario())
+
+
+@needs("hg")
+def test_an_hg_wlock_left_by_a_crashed_hg_holds_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    hg_two_revisions(repo, 1)
+    record = Record(tmp_path / "record")
+    lock = repo / ".hg" / "wlock"
+
+    async def scenario() -> None:
+        async with daemon_running(tmp_path, {"web": job(record.path, repo)}) as daemon:
+            await async_wait_until(record.starts, "the first start")
+            # What a killed hg leaves: its lock, a symlink naming its host and pid, an hour old.
+            os.symlink("gone.example:4194304", lock)
+            an_hour_ago = os.lstat(lock).st_mtime - 3600
+            os.utime(lock, (an_hour_ago, an_hour_ago), follow_symlinks=False)
+            await restarts_only_for(daemon, record, repo / "sentinel.py", 1)
+            assert not daemon.runners["web"].watch.held
+
+    asyncio.run(scenario())
+
+
 # ---- watchctl hold / release ----------------------------------------------------------
 
 
