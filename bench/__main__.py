@@ -288,7 +288,9 @@ def _notes(sizes: Sizes) -> dict[str, str]:
         "django_reload": (
             f"`manage.py runserver` on a generated project of {DjangoSizes().modules} modules"
             " (`bench/django_project.py`: the project package and 14 apps of views, urls and"
-            " helpers, all imported at start, and a template per app). *saved view*: an"
+            " helpers, all imported at start, and a template per app), one copy per reloader,"
+            " the servers up together and taking turns, save by save, in a rotating order (a"
+            " drifting load weighs on all alike). *saved view*: an"
             " editor's save (a new file renamed over the old) to the first response with the"
             " new text; *saved template*: the same for a template the server has rendered"
             " since it started (no restart: Django clears its template cache when the reloader"

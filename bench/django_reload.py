@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,69 +121,106 @@ class Runserver:
         self.launched.stop()
 
 
+@dataclass
+class Run:
+    """One reloader's runserver on its own copy of the project, and what it measured."""
+
+    reloader: Reloader
+    server: Runserver
+    root: Path
+    apps: list[str]
+    views: list[float | None] = field(default_factory=list)
+    templates: list[float | None] = field(default_factory=list)
+    busy: list[float | None] = field(default_factory=list)
+
+    @property
+    def app(self) -> str:
+        return self.apps[len(self.apps) // 2]
+
+    def base(self, sizes: DjangoSizes) -> Result:
+        return {"workload": "django_reload", "tool": self.reloader.name, "modules": sizes.modules}
+
+
 def django_reload(workdir: Path, sizes: DjangoSizes, chosen: list[Reloader]) -> Iterator[Result]:
-    for reloader in chosen:
-        safe = "".join(c if c.isalnum() else "-" for c in reloader.name)
-        root = workdir / "runs" / f"django-reload-{safe}"
-        if root.exists():
-            shutil.rmtree(root)
-        apps = django_project.build(root, sizes.modules, list(reloader.apps))
-        _git(root, "init", "-q")
-        _git(root, "add", "-A")
-        _git(root, "commit", "-qm", "project")
-        server = Runserver(reloader, root)
-        try:
-            yield from _measure(reloader, server, root, apps, sizes)
-        finally:
-            server.stop()
+    """Every reloader's runserver up at once, each save made to one server at a time, the
+    servers taking turns (in a rotating order): the machine's load, which drifts over a
+    run, then weighs on all of them alike."""
+    runs: list[Run] = []
+    try:
+        for reloader in chosen:
+            safe = "".join(c if c.isalnum() else "-" for c in reloader.name)
+            root = workdir / "runs" / f"django-reload-{safe}"
+            if root.exists():
+                shutil.rmtree(root)
+            apps = django_project.build(root, sizes.modules, list(reloader.apps))
+            _git(root, "init", "-q")
+            _git(root, "add", "-A")
+            _git(root, "commit", "-qm", "project")
+            runs.append(Run(reloader, Runserver(reloader, root), root, apps))
+        yield from _measure(runs, sizes)
+    finally:
+        for run in runs:
+            run.server.stop()
 
 
-def _measure(
-    reloader: Reloader, server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes
-) -> Iterator[Result]:
-    app = apps[len(apps) // 2]
-    if server.wait_for(f"/{app}/", "v0") is None:
-        raise RuntimeError(f"{reloader.name}: runserver never answered; see {server.log}")
-    _wait_quiet(server, sizes)
-    base = {"workload": "django_reload", "tool": reloader.name, "modules": sizes.modules}
-    views: list[float | None] = []
-    templates: list[float | None] = []
-    busy: list[float | None] = []
+def _measure(runs: list[Run], sizes: DjangoSizes) -> Iterator[Result]:
+    for run in runs:
+        if run.server.wait_for(f"/{run.app}/", "v0") is None:
+            raise RuntimeError(
+                f"{run.reloader.name}: runserver never answered; see {run.server.log}"
+            )
+    for run in runs:
+        _wait_quiet(run.server, sizes)
     for save in range(1, sizes.saves + 1):
-        started = time.monotonic()
-        django_project.write_view(root, app, f"v{save}")
-        served = server.wait_for(f"/{app}/", f"v{save}")
-        views.append(None if served is None else (served - started) * 1e3)
-        quiet = _wait_quiet(server, sizes)
-        busy.append(None if served is None or quiet is None else (quiet - served) * 1e3)
-        # The new server renders the page once, so the template is in Django's cache: the
-        # save below is then seen only if the reloader tells Django to reset the cache.
-        server.wait_for(f"/{app}/page/", f"t{save - 1}")
-        started = time.monotonic()
-        django_project.write_template(root, app, f"t{save}")
-        served = server.wait_for(f"/{app}/page/", f"t{save}")
-        templates.append(None if served is None else (served - started) * 1e3)
-        _wait_quiet(server, sizes)
-    yield {
-        **base,
-        "measure": "save",
-        "view_ms": views,
-        "template_ms": templates,
-        "busy_after_view_ms": busy,
-    }
+        turn = save % len(runs)
+        for run in runs[turn:] + runs[:turn]:
+            _saves(run, save, sizes)
+    for run in runs:
+        yield {
+            **run.base(sizes),
+            "measure": "save",
+            "view_ms": run.views,
+            "template_ms": run.templates,
+            "busy_after_view_ms": run.busy,
+        }
 
-    pids = descendants(server.launched.pid)
-    before = cpu_seconds(pids)
-    time.sleep(sizes.idle_window)  # the window itself: nothing changes on purpose
-    used = cpu_seconds(pids) - before
-    yield {
-        **base,
-        "measure": "idle",
-        "window_s": sizes.idle_window,
-        "cpu_percent": 100 * used / sizes.idle_window,
-    }
+    # One window for all: nothing changes on purpose.
+    pids = [descendants(run.server.launched.pid) for run in runs]
+    before = [cpu_seconds(group) for group in pids]
+    time.sleep(sizes.idle_window)
+    for run, group, used in zip(runs, pids, before, strict=True):
+        yield {
+            **run.base(sizes),
+            "measure": "idle",
+            "window_s": sizes.idle_window,
+            "cpu_percent": 100 * (cpu_seconds(group) - used) / sizes.idle_window,
+        }
 
-    yield {**base, "measure": "checkout", **_checkout(server, root, apps, sizes)}
+    for run in runs:
+        yield {
+            **run.base(sizes),
+            "measure": "checkout",
+            **_checkout(run.server, run.root, run.apps, sizes),
+        }
+
+
+def _saves(run: Run, save: int, sizes: DjangoSizes) -> None:
+    """Save the view, then the template, each once the server is quiet."""
+    server, root, app = run.server, run.root, run.app
+    started = time.monotonic()
+    django_project.write_view(root, app, f"v{save}")
+    served = server.wait_for(f"/{app}/", f"v{save}")
+    run.views.append(None if served is None else (served - started) * 1e3)
+    quiet = _wait_quiet(server, sizes)
+    run.busy.append(None if served is None or quiet is None else (quiet - served) * 1e3)
+    # The new server renders the page once, so the template is in Django's cache: the
+    # save below is then seen only if the reloader tells Django to reset the cache.
+    server.wait_for(f"/{app}/page/", f"t{save - 1}")
+    started = time.monotonic()
+    django_project.write_template(root, app, f"t{save}")
+    served = server.wait_for(f"/{app}/page/", f"t{save}")
+    run.templates.append(None if served is None else (served - started) * 1e3)
+    _wait_quiet(server, sizes)
 
 
 def _checkout(server: Runserver, root: Path, apps: list[str], sizes: DjangoSizes) -> Result:
