@@ -312,10 +312,15 @@ class Daemon:
             len(diff.changed),
             len(diff.unchanged),
         )
+        # A changed job's output goes on in its new runner: its last lines, its followers.
+        outputs = {job.name: self.runners[job.name].output for job in diff.changed}
         await asyncio.gather(
             self._stop_jobs(diff.removed, "removed from the config"),
             self._stop_jobs([job.name for job in diff.changed], "definition changed"),
         )
+        for runner in prepared:
+            if runner.name in outputs:
+                runner.output.carry_on(outputs[runner.name])
         self._release_sockets(diff.removed)
         await self._start_runners(prepared, detail="config changed")
         # READY=1 ends the reload for systemd (and `systemctl reload`): the jobs this

@@ -130,6 +130,29 @@ def test_follow_keeps_printing_every_named_jobs_new_lines(daemon: Daemon, tmp_pa
             assert follow.wait(30) == 0
 
 
+def test_a_job_whose_definition_changes_keeps_its_lines_and_its_followers(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    wait_until(lambda: daemon.watchctl("logs", "a").stdout == "a-1\n", "a's first line")
+    command = [sys.executable, "-m", "watchd.ctl", "--socket", str(daemon.socket)]
+    with subprocess.Popen(
+        [*command, "logs", "a", "-f"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    ) as follow:
+        try:
+            assert follow.stdout is not None
+            assert follow.stdout.readline() == "a-1\n"
+            changed = {**talker("a", tmp_path), "env": {"CHANGED": "1"}}
+            daemon.write_jobs("jobs.yaml", {"a": changed, "web": talker("web", tmp_path)})
+            assert follow.stdout.readline() == "a-1\n"  # the new child's first line, live
+        finally:
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(30) == 0
+    assert daemon.watchctl("logs", "a").stdout == "a-1\na-1\n"  # the old child's too
+
+
 def test_an_unknown_job_among_them_exits_4_naming_it(daemon: Daemon) -> None:
     result = daemon.watchctl("logs", "a", "ghost")
     assert result.returncode == 4

@@ -30,6 +30,22 @@ def test_followers_see_new_lines_and_their_times_until_they_stop() -> None:
     assert seen == [(1.5, "a")]
 
 
+def test_a_new_buffer_carries_on_with_the_old_ones_lines_and_followers() -> None:
+    old = OutputBuffer(10)
+    seen: list[str] = []
+    stop = old.follow(lambda at, line: seen.append(line))
+    for i in range(4):
+        old.append(f"old {i}", float(i))
+    new = OutputBuffer(3)  # a smaller log_lines now: the newest that fit
+    new.carry_on(old)
+    new.append("new", 9.0)
+    assert new.tail() == [(2.0, "old 2"), (3.0, "old 3"), (9.0, "new")]
+    assert seen == ["old 0", "old 1", "old 2", "old 3", "new"]
+    stop()  # through the old buffer, as the follower got it
+    new.append("unseen", 10.0)
+    assert seen[-1] == "new"
+
+
 def test_pipe_is_split_into_lines_with_partial_and_long_lines_handled() -> None:
     async def scenario() -> list[str]:
         lines: list[str] = []

@@ -112,6 +112,13 @@ class OutputBuffer:
         skip = 0 if count is None else max(len(self._lines) - count, 0)
         return list(itertools.islice(zip(self._stamps, self._lines, strict=True), skip, None))
 
+    def carry_on(self, old: OutputBuffer) -> None:
+        """Go on from *old*, the buffer of the same job under its last definition: its
+        lines (as many as fit) and its followers, who stop through *old* as before."""
+        self._lines.extend(old._lines)
+        self._stamps.extend(old._stamps)
+        self._followers = old._followers  # shared: a follower's stop finds itself here
+
     def follow(self, callback: Callable[[float, str], None]) -> Callable[[], None]:
         """Call *callback* with every new line and its time; returns the function that stops it."""
         self._followers.append(callback)
