@@ -368,6 +368,7 @@ def scale(results: list[Result]) -> list[str]:
             "peak RSS (MB)",
             "RSS after idle (MB)",
             "idle CPU (% of one core)",
+            "idle CPU (clock ticks)",
         ],
         [
             [
@@ -379,6 +380,7 @@ def scale(results: list[Result]) -> list[str]:
                 f"{g[0]['peak_rss_mb']:.1f}",
                 f"{g[0]['rss_mb']:.1f}",
                 _cpu(g[0]),
+                str(g[0].get("cpu_ticks", "–")),
             ]
             for (tool,), g in rows.items()
         ],

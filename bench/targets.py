@@ -207,11 +207,12 @@ def _scale(results: list[Result]) -> list[Verdict]:
                 )
             )
         resolution = 100 / (CLOCK_TICKS * float(ours["window_s"]))
+        ticks = ours.get("cpu_ticks", round(ours["cpu_percent"] / resolution))
         verdicts.append(
             (
                 f"idle CPU at {files:,} files below one clock tick in {ours['window_s']:g} s",
-                f"{ours['cpu_percent']:.3f} %",
-                ours["cpu_percent"] < resolution / 2,  # not one tick (not a rounding of one)
+                f"{ticks} tick(s) of 1/{CLOCK_TICKS} s ({ours['cpu_percent']:.3f} %)",
+                ticks == 0,
             )
         )
     return verdicts

@@ -22,7 +22,14 @@ from bench.downtime import QUICK_DOWNTIME, DowntimeSizes, Subject
 from bench.downtime import downtime as downtime_of
 from bench.observe import QUICK_OBSERVE, ObserveSizes
 from bench.observe import observe as observe_of
-from bench.procs import cpu_seconds, current_rss_mb, inotify_usage, peak_rss_mb, tool_processes
+from bench.procs import (
+    CLOCK_TICKS,
+    cpu_seconds,
+    current_rss_mb,
+    inotify_usage,
+    peak_rss_mb,
+    tool_processes,
+)
 from bench.records import Record
 from bench.tools import CHILD, HERE, Run, Tool, Watchd, warm_up_seconds
 from watchd.watch.filters import PathFilter
@@ -453,6 +460,8 @@ def scale(bench: Bench, tools: list[Tool]) -> Iterator[Result]:
                 "inotify_watches": watches,
                 "window_s": bench.sizes.idle_window,
                 "cpu_percent": cpu,
+                # utime + stime in clock ticks over the window: the resolution of /proc
+                "cpu_ticks": round(cpu * bench.sizes.idle_window * CLOCK_TICKS / 100),
                 "peak_rss_mb": peak,
                 "rss_mb": current_rss_mb(tool_processes(run.launched.pid, children)),
             }
