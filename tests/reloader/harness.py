@@ -16,8 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # A program that runs ``main`` under the reloader and records, one line each:
 # ``process <pid> <serving>`` at import (parent and child alike), ``start <pid> <version>``
-# once main runs (its watches are armed by then), ``late <version>`` after a late import.
+# once main runs (its watches are armed by then), ``late <version>`` after a late import,
+# ``atexit <pid>`` from an atexit function main registered.
 APP = """\
+import atexit
 import logging
 import os
 import signal
@@ -47,6 +49,8 @@ def main(action):
     if action == "restart-once" and not os.path.exists("restarted"):
         open("restarted", "w").close()
         sys.exit(3)
+    if action == "atexit":
+        atexit.register(record, "atexit", os.getpid())
     if action == "late":
         import late
 

@@ -44,6 +44,18 @@ def test_one_save_is_one_restart(tmp_path: Path, launch_app: Launch) -> None:
     assert [version for _, version in starts] == ["1", "3", "4"]
 
 
+def test_a_reload_runs_the_childs_atexit_functions(tmp_path: Path, launch_app: Launch) -> None:
+    """As with Django's sys.exit(3): what the program registered (a log flushed, coverage
+    data written) runs before the next child starts."""
+    program = launch_app("atexit")
+    [(first, _)] = program.wait_starts(1)
+
+    write_module(tmp_path / "mod.py", "VERSION = 2\n")
+
+    program.wait_starts(2)
+    assert program.rows("atexit") == [[str(first)]]
+
+
 def test_a_module_imported_after_start_is_watched(tmp_path: Path, launch_app: Launch) -> None:
     late = tmp_path / "late.py"
     write_module(late, "VERSION = 1\n")

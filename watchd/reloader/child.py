@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ log = logging.getLogger("watchd.reloader")
 # which only re-spawns it, does not have it.
 CHILD_ENV = "WATCHD_RELOADER_CHILD"
 RELOAD_STATUS = 3
-FLUSH_TIMEOUT = 1.0
+EXIT_TIMEOUT = 5.0  # for the atexit functions and the flush, at most
 
 
 def is_serving_child() -> bool:
@@ -133,14 +134,17 @@ def watch_new_modules() -> None:
 
 
 def exit_now(status: int) -> NoReturn:
-    """Flush what the program wrote, then end the process from any thread.
+    """Run the ``atexit`` functions, flush what the program wrote, then end the process
+    from any thread.
 
-    ``sys.exit`` would only end the calling thread; ``os._exit`` ends them all. The flush
-    runs on a helper thread so a main thread stuck writing to a full pipe cannot hold the
-    restart up for more than a moment.
+    ``sys.exit`` would only end the calling thread; ``os._exit`` ends them all, skipping the
+    interpreter's teardown (what the program registered with atexit still runs, as under
+    Django's ``sys.exit(3)``). This runs on a helper thread so a main thread stuck writing
+    to a full pipe, or an atexit function that hangs, cannot hold the restart up for long.
     """
 
     def flush() -> None:
+        atexit._run_exitfuncs()
         for handler in logging.getLogger().handlers + log.handlers:
             handler.flush()
         for stream in (sys.stdout, sys.stderr):
@@ -152,7 +156,7 @@ def exit_now(status: int) -> NoReturn:
 
     flusher = threading.Thread(target=flush, daemon=True)
     flusher.start()
-    flusher.join(FLUSH_TIMEOUT)
+    flusher.join(EXIT_TIMEOUT)
     os._exit(status)
 
 
