@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 Result = dict[str, Any]
 OBSERVED = "watchd (metrics.listen, events -f)"
+LISTENING = "watchd (metrics.listen)"  # the history's daemon: no follower
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ QUICK_OBSERVE = ObserveSizes(
 class ObservedWatchd(Watchd):
     """watchd with ``metrics.listen`` set; :func:`follow` attaches the follower."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = OBSERVED) -> None:
         super().__init__()
-        self.name = OBSERVED
+        self.name = name
         self.port = free_port()
 
     def write_config(self, workdir: Path, jobs: dict[str, tuple[Path, Record]]) -> Path:
@@ -119,24 +120,26 @@ def observe(bench: Bench, sizes: ObserveSizes, supervisord: Path | None) -> Iter
 # ---- idle ---------------------------------------------------------------------------
 
 
-def _window(
-    pids: set[int], window: float, every: float | None = None, act: Callable[[], Any] = lambda: None
-) -> tuple[float, int]:
-    """(CPU % of one core used by *pids* over *window*, times *act* ran: every *every* s)."""
-    before = cpu_seconds(pids)
+def _no_op() -> None:
+    pass
+
+
+def _windows(
+    pids: list[set[int]], window: float, every: float | None = None, act: Callable[[], Any] = _no_op
+) -> tuple[list[float], int]:
+    """(CPU % of one core used by each set of *pids* over the same *window*, times *act*
+    ran: every *every* seconds)."""
+    before = [cpu_seconds(group) for group in pids]
     started = time.monotonic()
     acts = 0
     while (left := started + window - time.monotonic()) > 0:
         if every is not None and time.monotonic() >= started + acts * every:
             act()
             acts += 1
-        wait = (
-            left
-            if every is None
-            else max(0.0, min(left, started + acts * every - time.monotonic()))
-        )
-        time.sleep(wait)
-    return 100 * (cpu_seconds(pids) - before) / window, acts
+        next_act = left if every is None else started + acts * every - time.monotonic()
+        time.sleep(max(0.0, min(left, next_act)))
+    used = [cpu_seconds(group) - was for group, was in zip(pids, before, strict=True)]
+    return [100 * seconds / window for seconds in used], acts
 
 
 def _own(run: Run) -> set[int]:
@@ -144,59 +147,66 @@ def _own(run: Run) -> set[int]:
 
 
 def _idle(bench: Bench, sizes: ObserveSizes) -> Iterator[Result]:
+    """Both daemons on the same tree at once, measured over the same windows: whatever
+    else happens on the machine (a watched root's parent directories see other programs'
+    files come and go) reaches both alike."""
     files = sizes.idle_files
     root, _ = bench.tree(files)
     common = {"workload": "observe", "measure": "idle", "files": files}
     window = sizes.idle_window
-    plain = Watchd()
-    run = plain.start(root, bench.run_dir(plain, "observe-idle"), warm_up=0, timeout=600)
+    plain, observed = Watchd(), ObservedWatchd()
+    runs: list[Run] = []
+    follower = None
     try:
+        for tool in (plain, observed):
+            workdir = bench.run_dir(tool, "observe-idle")
+            runs.append(tool.start(root, workdir, warm_up=0, timeout=600))
+        follower = follow(runs[1], workdir)
         time.sleep(sizes.settle)
-        pids = _own(run)
-        cpu, _ = _window(pids, window)
-        yield {
-            **common,
-            "tool": plain.name,
-            "window_s": window,
-            "cpu_percent": cpu,
-            "peak_rss_mb": peak_rss_mb(pids),
-            "scrapes": 0,
-        }
-    finally:
-        run.stop()
-    observed = ObservedWatchd()
-    workdir = bench.run_dir(observed, "observe-idle")
-    run = observed.start(root, workdir, warm_up=0, timeout=600)
-    follower = follow(run, workdir)
-    try:
-        time.sleep(sizes.settle)
-        pids = _own(run)
+        pids = [_own(run) for run in runs]
         before = cpu_seconds({follower.pid})
-        cpu, _ = _window(pids, window)
+        cpus, _ = _windows(pids, window)
         follower_cpu = 100 * (cpu_seconds({follower.pid}) - before) / window
+        figures = {"window_s": window, "scrapes": 0}
         yield {
             **common,
+            **figures,
+            "tool": plain.name,
+            "cpu_percent": cpus[0],
+            "peak_rss_mb": peak_rss_mb(pids[0]),
+        }
+        yield {
+            **common,
+            **figures,
             "tool": observed.name,
-            "window_s": window,
-            "cpu_percent": cpu,
-            "peak_rss_mb": peak_rss_mb(pids),
-            "scrapes": 0,
+            "cpu_percent": cpus[1],
+            "peak_rss_mb": peak_rss_mb(pids[1]),
             "follower_cpu_percent": follower_cpu,
         }
         observed.scrape()  # loads prometheus_client: once per daemon, not per scrape
-        cpu, scrapes = _window(pids, window, sizes.scrape_every, observed.scrape)
+        cpus, scrapes = _windows(pids, window, sizes.scrape_every, observed.scrape)
+        yield {
+            **common,
+            "tool": f"{plain.name} (beside the scraped one)",
+            "window_s": window,
+            "cpu_percent": cpus[0],
+            "peak_rss_mb": peak_rss_mb(pids[0]),
+            "scrapes": 0,
+        }
         yield {
             **common,
             "tool": f"{observed.name}, scraped",
             "window_s": window,
-            "cpu_percent": cpu,
-            "peak_rss_mb": peak_rss_mb(pids),
+            "cpu_percent": cpus[1],
+            "peak_rss_mb": peak_rss_mb(pids[1]),
             "scrapes": scrapes,
             "scrape_every_s": sizes.scrape_every,
         }
     finally:
-        follower.stop()
-        run.stop()
+        if follower is not None:
+            follower.stop()
+        for run in runs:
+            run.stop()
 
 
 # ---- restart latency ------------------------------------------------------------------
@@ -250,8 +260,40 @@ class _Gauges:
         return found
 
 
+# The control: the same daemon whose history keeps one event (its bounds set in the
+# process itself, as no config key sets them).
+ONE_EVENT = (
+    "import sys, time, watchd.observe.history as h;"
+    " h.History.__init__.__defaults__ = (1, 1, time.time);"
+    " sys.argv = ['watchd', *sys.argv[1:]];"
+    " from watchd.cli import main; sys.exit(main())"
+)
+
+
+class OneEventWatchd(ObservedWatchd):
+    """watchd with ``metrics.listen`` and a history of one event."""
+
+    def __init__(self) -> None:
+        super().__init__("watchd (metrics.listen, history of 1 event)")
+
+    def daemon_argv(self, main: Path) -> list[str]:
+        return [sys.executable, "-c", ONE_EVENT, "run", "-c", str(main)]
+
+
 def _history(bench: Bench, sizes: ObserveSizes) -> Iterator[Result]:
-    tool = ObservedWatchd()
+    """The history's cost: the RSS of watchd as its history fills, beside the same daemon,
+    given the same writes, whose history keeps one event (what the rest of watchd does
+    with those changes costs both the same)."""
+    writes: dict[str, int] = {}
+    for tool in (ObservedWatchd(LISTENING), OneEventWatchd()):
+        yield from _filled(bench, sizes, tool, writes)
+
+
+def _filled(
+    bench: Bench, sizes: ObserveSizes, tool: ObservedWatchd, writes: dict[str, int]
+) -> Iterator[Result]:
+    """Fill *tool*'s history with small events, twice, then with large ones, twice; with
+    *writes* known (the control), make that many writes each time instead."""
     workdir = bench.run_dir(tool, "observe-history")
     workdir.mkdir(parents=True)
     shared = bench.workdir / "trees" / "observe-fill"
@@ -290,15 +332,18 @@ def _history(bench: Bench, sizes: ObserveSizes) -> Iterator[Result]:
             time.sleep(0.02)
 
         for kind, write, limit in (("small", small, 20), ("large", large, 2)):
-            filled = _fill(gauges, write, sizes, limit)
+            filled = _fill(gauges, write, sizes, limit, writes.get(f"{kind}1"))
             rss_filled = current_rss_mb({pid})
-            again = _fill(gauges, write, sizes, limit)
+            again = _fill(gauges, write, sizes, limit, writes.get(f"{kind}2"))
+            writes.setdefault(f"{kind}1", filled["writes"])
+            writes.setdefault(f"{kind}2", again["writes"])
             yield {
                 "workload": "observe",
                 "measure": "history",
                 "tool": tool.name,
                 "events": kind,
                 "jobs": sizes.fill_jobs,
+                "writes": filled["writes"] + again["writes"],
                 "bound_reached": filled["reached"] and again["reached"],
                 "history_events": again["held"],
                 "history_bytes": again["bytes"],
@@ -320,10 +365,15 @@ def _write(path: Path) -> None:
 
 
 def _fill(
-    gauges: _Gauges, write: Callable[[], None], sizes: ObserveSizes, quick_writes: int
+    gauges: _Gauges,
+    write: Callable[[], None],
+    sizes: ObserveSizes,
+    quick_writes: int,
+    count: int | None = None,
 ) -> dict[str, Any]:
     """Write until every event held was recorded by this call and the history is at a
-    bound (or, when not filling, *quick_writes* times), for ``fill_limit`` at most."""
+    bound (or, when not filling, *quick_writes* times), for ``fill_limit`` at most; or,
+    given a *count*, that many times."""
     start = gauges.read()["watchd_events_total"]
     writes = 0
     deadline = time.monotonic() + sizes.fill_limit
@@ -332,11 +382,14 @@ def _fill(
             write()
             writes += 1
         now = gauges.read()
+        if count is not None and writes < count:
+            continue
         held, total = now["watchd_event_history_events"], now["watchd_events_total"]
         at_bound = held >= now["watchd_event_history_max_events"] or (
             now["watchd_event_history_bytes"] > now["watchd_event_history_max_bytes"] * 0.95
         )
-        if not sizes.fill or (total - start >= held and at_bound) or time.monotonic() > deadline:
+        done = count is not None or not sizes.fill or (total - start >= held and at_bound)
+        if done or time.monotonic() > deadline:
             return {
                 "reached": bool(total - start >= held and at_bound),
                 "held": int(held),
@@ -393,7 +446,7 @@ def _supervisord_idle(bench: Bench, sizes: ObserveSizes, supervisord: Path) -> I
             time.sleep(max(sizes.settle, 1.0))
             children = {stamp.pid for stamp in record.starts()}
             pids = tool_processes(launched.pid, children)
-            cpu, _ = _window(pids, sizes.idle_window)
+            (cpu,), _ = _windows([pids], sizes.idle_window)
             yield {
                 "workload": "observe",
                 "measure": "idle",

@@ -431,6 +431,7 @@ def observe(results: list[Result]) -> list[str]:
     lines += _table(
         [
             "history filled with",
+            "daemon",
             "jobs",
             "held: events / bytes",
             "bound (events / bytes)",
@@ -440,6 +441,7 @@ def observe(results: list[Result]) -> list[str]:
         [
             [
                 f"{r['events']} events" + ("" if r["bound_reached"] else " (bound not reached)"),
+                r["tool"],
                 str(r["jobs"]),
                 f"{r['history_events']:,} / {r['history_bytes']:,}",
                 f"{r['max_events']:,} / {r['max_bytes']:,}",
@@ -448,7 +450,7 @@ def observe(results: list[Result]) -> list[str]:
                 f"{r['rss_mb_filled'] - r['rss_mb_before']:+.1f}, then"
                 f" {r['rss_mb_filled_twice'] - r['rss_mb_filled']:+.1f}",
             ]
-            for r in history
+            for r in sorted(history, key=lambda r: (r["events"] != "small", r["tool"]))
         ],
     )
     return lines

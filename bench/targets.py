@@ -133,6 +133,7 @@ def check(results: list[Result]) -> list[Verdict]:
 
 
 OBSERVED = "watchd (metrics.listen, events -f)"
+LISTENING = "watchd (metrics.listen)"
 
 
 def _observe(results: list[Result]) -> list[Verdict]:
@@ -168,7 +169,10 @@ def _observe(results: list[Result]) -> list[Verdict]:
                 abs(p50_ours - p50) <= noise,
             )
         )
-    for r in _of(results, "observe", measure="history"):
+    control = {
+        r["events"]: r for r in _of(results, "observe", measure="history") if r["tool"] != LISTENING
+    }
+    for r in _of(results, "observe", measure="history", tool=LISTENING):
         if not r["bound_reached"]:
             continue
         again = r["rss_mb_filled_twice"] - r["rss_mb_filled"]
@@ -180,6 +184,18 @@ def _observe(results: list[Result]) -> list[Verdict]:
                 again <= 1.0,
             )
         )
+        other = control.get(r["events"])
+        if other is not None:
+            cost = r["rss_mb_filled_twice"] - other["rss_mb_filled_twice"]
+            bound = r["max_bytes"] / 2**20
+            verdicts.append(
+                (
+                    f"history of {r['events']} events: RSS beyond a 1-event history's, after the"
+                    f" same writes, ≤ its byte bound + 1 MB ({bound + 1:g} MiB)",
+                    f"{cost:+.1f} MB",
+                    cost <= bound + 1,
+                )
+            )
     return verdicts
 
 
