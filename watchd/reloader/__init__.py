@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from watchd.reloader.api import run_with_reloader
-    from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child
+    from watchd.reloader.child import CHILD_ENV, is_serving_child
     from watchd.reloader.cli import main
+    from watchd.reloader.exiting import RELOAD_STATUS
     from watchd.reloader.report import REPORT_ENV
     from watchd.reloader.sockets import inherited_sockets
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 # socket configuration it would never run.
 _WHERE = {
     "CHILD_ENV": "watchd.reloader.child",
-    "RELOAD_STATUS": "watchd.reloader.child",
+    "RELOAD_STATUS": "watchd.reloader.exiting",
     "REPORT_ENV": "watchd.reloader.report",
     "inherited_sockets": "watchd.reloader.sockets",
     "is_serving_child": "watchd.reloader.child",

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from watchd.reloader import report
-from watchd.reloader.child import CHILD_ENV, RELOAD_STATUS, is_serving_child, serve_child
+from watchd.reloader.child import CHILD_ENV, is_serving_child, serve_child
+from watchd.reloader.exiting import RELOAD_STATUS
 from watchd.reloader.modules import ModuleScanner, source_dirs
 from watchd.reloader.parent import Parent, child_arguments
 from watchd.reloader.sockets import ParentSockets, SocketSpec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import signal
@@ -14,6 +13,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from watchd.reloader import report
+from watchd.reloader.exiting import RELOAD_STATUS, exit_now
 from watchd.reloader.modules import ModuleScanner, error_file
 from watchd.reloader.watching import WatchOptions, WatchThread, file_specs, present
 from watchd.watch.base import WatchSpec
@@ -23,8 +23,6 @@ log = logging.getLogger("watchd.reloader")
 # Set to "true" in the environment of the process that serves (runs ``main``); the parent,
 # which only re-spawns it, does not have it.
 CHILD_ENV = "WATCHD_RELOADER_CHILD"
-RELOAD_STATUS = 3
-EXIT_TIMEOUT = 5.0  # for the atexit functions and the flush, at most
 
 
 def is_serving_child() -> bool:
@@ -131,33 +129,6 @@ def watch_new_modules() -> None:
     every half second does so anyway); elsewhere, do nothing."""
     if _serving is not None:
         _serving.watch_new_modules()
-
-
-def exit_now(status: int) -> NoReturn:
-    """Run the ``atexit`` functions, flush what the program wrote, then end the process
-    from any thread.
-
-    ``sys.exit`` would only end the calling thread; ``os._exit`` ends them all, skipping the
-    interpreter's teardown (what the program registered with atexit still runs, as under
-    Django's ``sys.exit(3)``). This runs on a helper thread so a main thread stuck writing
-    to a full pipe, or an atexit function that hangs, cannot hold the restart up for long.
-    """
-
-    def flush() -> None:
-        atexit._run_exitfuncs()
-        for handler in logging.getLogger().handlers + log.handlers:
-            handler.flush()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except (OSError, ValueError):
-                pass
-
-    flusher = threading.Thread(target=flush, daemon=True)
-    flusher.start()
-    flusher.join(EXIT_TIMEOUT)
-    os._exit(status)
 
 
 _terminating = False

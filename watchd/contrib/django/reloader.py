@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 from django.utils import autoreload  # type: ignore[import-untyped]
 
+from watchd.reloader.exiting import RELOAD_STATUS, exit_now
 from watchd.reloader.globs import GlobFilter
 from watchd.reloader.watching import POLL_INTERVAL, WatchThread, file_specs, present
 from watchd.watch.base import Backend, WatchSpec
 
 log = logging.getLogger("watchd.reloader")
-
-RELOAD_STATUS = 3  # what Django's trigger_reload exits with, and its parent restarts on
 
 # How often to look for modules imported since the last look (a request can import new
 # ones). Changes themselves wake the reloader at once; this is not a poll of the files.
@@ -51,7 +48,7 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
             super().run(django_main_thread)
         except SystemExit as stop:
             if stop.code == RELOAD_STATUS and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV):
-                exit_for_reload()
+                exit_now(RELOAD_STATUS)
             raise
 
     @classmethod
@@ -142,24 +139,6 @@ class WatchdReloader(autoreload.BaseReloader):  # type: ignore[misc]
             len(self.extra_files),
             sum(len(patterns) for patterns in self.directory_globs.values()),
         )
-
-
-def exit_for_reload() -> NoReturn:
-    """End runserver's serving process with status 3, as Django's ``sys.exit(3)`` does, but
-    without the interpreter's teardown of every module: with Django and a project loaded
-    that takes 0.3 to 0.5 s, and runserver's parent waits for it before it starts the next
-    server. What a program can notice of an exit still happens: the ``atexit`` functions
-    run (logging's flush among them) and standard output and error are flushed. Threads
-    still running are not waited for (with ``sys.exit`` a non-daemon thread would hold
-    the reload up until it ended)."""
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(RELOAD_STATUS)
 
 
 def get_reloader() -> WatchdReloader:
