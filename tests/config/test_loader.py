@@ -13,6 +13,7 @@ from watchd.config.model import (
     ChangeAction,
     DaemonConfig,
     FileOutput,
+    KillMode,
     LogOutput,
     NullOutput,
     OnChange,
@@ -87,6 +88,7 @@ def test_a_full_job(tmp_path: Path) -> None:
             before_restart: make assets
             stop_signal: INT
             stop_timeout: 1m
+            kill_mode: mixed
             restart: always
             restart_exit_codes: [3, 4]
             start_limit_burst: 2
@@ -110,6 +112,7 @@ def test_a_full_job(tmp_path: Path) -> None:
     assert job.before_restart == ("make", "assets")
     assert job.stop_signal is signal.SIGINT
     assert job.stop_timeout == 60
+    assert job.kill_mode is KillMode.MIXED
     assert job.restart is RestartPolicy.ALWAYS
     assert job.restart_exit_codes == (3, 4)
     assert job.start_limit_burst == 2
@@ -155,6 +158,7 @@ def test_defaults_and_builtin_defaults(tmp_path: Path) -> None:
     assert job.restart is RestartPolicy.ON_FAILURE
     assert job.on_change == OnChange(ChangeAction.RESTART)
     assert (job.debounce, job.debounce_max, job.stop_timeout) == (0.1, 2.0, 10.0)
+    assert job.kill_mode is KillMode.GROUP
     assert job.watch.paths == ()
     assert job.output == LogOutput()
 
@@ -322,3 +326,10 @@ def test_reloading_keeps_no_nodes_alive(tmp_path: Path) -> None:
     for _ in range(3):
         load(tmp_path, "defaults: {debounce: 1s}\njobs: {web: {command: x, stop_timeout: 2s}}\n")
     assert not _SCALARS.constructed_objects  # a long-running daemon reloads many times
+
+
+def test_a_kill_mode_is_group_or_mixed(tmp_path: Path) -> None:
+    lines = errors(tmp_path, "", a="jobs:\n  web: {command: x, kill_mode: process}\n")
+    assert lines == [
+        'jobs.d/a.yaml:2:32: jobs.web.kill_mode: expected one of group | mixed, got "process"'
+    ]

@@ -32,6 +32,8 @@ class Load:
         self.timeout = timeout
         self.ok = 0
         self.errors: Counter[str] = Counter()
+        # The first few failures in full, so that a failed assertion says what went wrong.
+        self.first_errors: list[str] = []
         self.served_by: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -63,6 +65,8 @@ class Load:
             except OSError as error:
                 with self._lock:
                     self.errors[type(error).__name__] += 1
+                    if len(self.first_errors) < 5:
+                        self.first_errors.append(f"{type(error).__name__}: {error}")
                 self._stop.wait(0.005)  # a refused connect returns at once: don't spin
                 continue
             with self._lock:

@@ -49,6 +49,9 @@ def gunicorn_job(app_dir: Path, **settings: Any) -> dict[str, Any]:
         "watch": {"paths": [str(app_dir)], "include": ["*.py"]},
         "debounce": "20ms",
         "stop_timeout": "15s",
+        # As gunicorn's own systemd unit: its master stops its workers. Signalled with
+        # them, it may replace one that exits first, and that one can miss the SIGTERM.
+        "kill_mode": "mixed",
         **settings,
     }
 
@@ -97,7 +100,7 @@ def test_gunicorn_on_a_held_socket_fails_no_request_across_restarts(tmp_path: Pa
         masters = [first]
         with Load(port, clients=4) as load:
             save_each_version(daemon, app_dir, load, masters)
-        assert load.failures == 0, load.errors
+        assert load.failures == 0, load.first_errors
         assert {str(pid) for pid in masters} <= set(load.served_by)
         assert daemon.job("web")["restarts"] >= RESTARTS
 
@@ -132,5 +135,5 @@ def test_gunicorn_under_ready_notify_and_overlap_fails_no_request(tmp_path: Path
         with Load(port, clients=4) as load:
             wait_until(lambda: load.ok > 0, "a first answer", BOOT_TIMEOUT)
             save_each_version(daemon, app_dir, load, masters)
-        assert load.failures == 0, load.errors
+        assert load.failures == 0, load.first_errors
         assert daemon.job("web")["ready"] is True

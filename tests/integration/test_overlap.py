@@ -77,7 +77,7 @@ def test_overlap_restarts_refuse_no_connection_under_load(tmp_path: Path) -> Non
         daemon.start()
         wait_serving(record, 1)
         load = restart_under_load(daemon, record, tmp_path / "src", port_of(daemon, "web"))
-        assert load.failures == 0, load.errors
+        assert load.failures == 0, load.first_errors
         assert len(load.served_by) >= RESTARTS // 2
         wait_until(lambda: len(record.events("exit")) >= RESTARTS, "every old child to go")
 
@@ -167,6 +167,6 @@ def test_gunicorn_unmodified_gets_ready_by_notify_and_overlaps_without_a_failure
                 wait_until(
                     lambda: load.served_by[str(masters[-1])] > 0, "an answer from the new master"
                 )
-        assert load.failures == 0, load.errors
+        assert load.failures == 0, load.first_errors
         assert daemon.job("web")["restarts"] == GUNICORN_RESTARTS
         assert f"stopping the old child, pid {masters[-2]}" in daemon.log()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -265,6 +266,69 @@ def test_grandchildren_are_gone_after_restart_and_shutdown(tmp_path: Path) -> No
         grandchildren = [int(row[1]) for row in record.events("grandchild")]
         assert len(grandchildren) == 2
         assert not any(alive(pid) for pid in grandchildren)
+
+    asyncio.run(scenario())
+
+
+# A leader with a forked grandchild in its process group; each notes its start and every
+# SIGTERM it gets. The leader exits on its first; the grandchild never does.
+FAMILY = """\
+import os, signal, sys
+def note(*words):
+    with open(sys.argv[1], "a") as out:
+        out.write(" ".join(map(str, words)) + "\\n")
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, lambda *_: note("term", os.getpid()))
+    note("grandchild", os.getpid())
+else:
+    signal.signal(signal.SIGTERM, lambda *_: (note("term", os.getpid()), os._exit(0)))
+    note("start", os.getpid())
+while True:
+    signal.pause()
+"""
+
+
+async def family_restarted(tmp_path: Path, **settings: Any) -> tuple[Record, int, int]:
+    """Start the family as a job, restart it by a change; return the record, the first
+    leader and its grandchild, once the second family has started."""
+    src = tmp_path / "src"
+    src.mkdir()
+    record = Record(tmp_path / "record")
+    definition = {
+        "command": [sys.executable, "-c", FAMILY, str(record.path)],
+        "watch": {"paths": [str(src)]},
+        **settings,
+    }
+    async with daemon_running(tmp_path, {"web": definition}):
+        await async_wait_until(lambda: len(record.events("grandchild")) == 1, "a grandchild")
+        (leader,) = await starts(record, 1)
+        (grandchild,) = (int(row[1]) for row in record.events("grandchild"))
+        (src / "x.py").write_text("change")
+        await starts(record, 2)
+        assert not alive(leader) and not alive(grandchild)
+        await async_wait_until(lambda: len(record.events("grandchild")) == 2, "a new grandchild")
+    return record, leader, grandchild
+
+
+def test_by_default_every_process_of_the_job_gets_the_stop_signal(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        record, leader, grandchild = await family_restarted(tmp_path, stop_timeout="1s")
+        termed = [int(row[1]) for row in record.events("term")]
+        assert leader in termed and grandchild in termed
+
+    asyncio.run(scenario())
+
+
+def test_in_mixed_kill_mode_only_the_child_gets_it_and_what_it_leaves_is_killed(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        # Were the grandchild left to its stop_timeout, the restart would wait a minute.
+        record, leader, grandchild = await family_restarted(
+            tmp_path, kill_mode="mixed", stop_timeout="60s"
+        )
+        termed = [int(row[1]) for row in record.events("term")]
+        assert leader in termed and grandchild not in termed
 
     asyncio.run(scenario())
 

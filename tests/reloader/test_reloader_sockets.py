@@ -181,7 +181,7 @@ def test_watchd_reload_passes_its_socket_to_each_run_of_a_command(
             (src / "app.py").write_text(f"version {restart}")
             pid = wait_rows("serving", restart + 2)[-1][0]
             wait_until(lambda: load.served_by[pid] > 0, "an answer from the new server")  # noqa: B023
-    assert load.failures == 0, load.errors
+    assert load.failures == 0, load.first_errors
     starts = rows("start")
     assert len(starts) == RELOADS + 1
     for pid, listen_pid, listen_fds, names, _ns in starts:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from watchd.config import bounds, limits, serving, values
-from watchd.config.model import JobConfig, RestartMode, RestartPolicy, WatchConfig
+from watchd.config.model import JobConfig, KillMode, RestartMode, RestartPolicy, WatchConfig
 from watchd.config.nodes import Invalid, Issues, dotted, is_null, mapping, show, source_of
 from watchd.watch.base import Backend
 
@@ -32,6 +32,7 @@ JOB_VALUES: dict[str, Parser] = {
     "before_restart_timeout": values.positive_duration,
     "stop_signal": values.signal_name,
     "stop_timeout": values.duration,
+    "kill_mode": lambda node: values.choice(node, KillMode),
     "restart": lambda node: values.choice(node, RestartPolicy),
     "restart_exit_codes": values.exit_codes,
     "backoff_initial": values.duration,

@@ -71,6 +71,16 @@ class FileOutput:
 Output = LogOutput | NullOutput | FileOutput
 
 
+class KillMode(StrEnum):
+    """Who gets ``stop_signal``; SIGKILL after ``stop_timeout`` always goes to everything."""
+
+    GROUP = "group"  # every process of the job (its cgroup, else its process group)
+    # The child alone; what it leaves once it has exited is killed. For programs that
+    # stop their own workers, such as gunicorn, whose master would replace a worker
+    # that the group's signal ended before the master acted on its own.
+    MIXED = "mixed"
+
+
 class RestartMode(StrEnum):
     STOP_FIRST = "stop-first"  # the old child is gone before the new one starts
     OVERLAP = "overlap"  # the new child starts, gets ready, then the old one stops
@@ -168,6 +178,7 @@ class JobConfig:
     before_restart_timeout: float = 60.0
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 10.0
+    kill_mode: KillMode = KillMode.GROUP
     restart: RestartPolicy = RestartPolicy.ON_FAILURE
     restart_exit_codes: tuple[int, ...] = (3,)
     backoff_initial: float = 0.1

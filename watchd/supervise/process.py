@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchd.config.model import FileOutput, LogOutput, NullOutput, Output
+from watchd.config.model import FileOutput, KillMode, LogOutput, NullOutput, Output
 from watchd.supervise import shim
 from watchd.supervise.cgroup import Cgroup
 from watchd.supervise.output import LineReader, open_output
@@ -63,6 +63,7 @@ class SpawnSpec:
     fds: tuple[int, ...] = ()  # become 3, 4, … with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID
     fd_names: tuple[str, ...] = ()
     pid_env: tuple[str, ...] = ()  # variables set to the child's own PID (WATCHDOG_PID)
+    kill_mode: KillMode = KillMode.GROUP  # who gets the stop signal
 
 
 def child_environment(extra: Mapping[str, str], user: str | None) -> dict[str, str]:
@@ -85,10 +86,13 @@ class ChildProcess:
         status: int,
         program: str,
         cgroup: Cgroup | None = None,
+        *,
+        kill_mode: KillMode = KillMode.GROUP,
     ) -> None:
         self._popen = popen
         self.pid = popen.pid
         self.cgroup = cgroup
+        self.kill_mode = kill_mode
         self._reader = reader
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = loop.create_future()
@@ -172,7 +176,7 @@ class ChildProcess:
         if popen.stdout is not None:
             reader = LineReader(popen.stdout, on_line)
         cgroup = None if spec.cgroup is None else Cgroup(spec.cgroup, frozenset())
-        return cls(popen, reader, status_read, spec.argv[0], cgroup)
+        return cls(popen, reader, status_read, spec.argv[0], cgroup, kill_mode=spec.kill_mode)
 
     def _on_pidfd_readable(self) -> None:
         returncode = self._popen.poll()
@@ -214,11 +218,13 @@ class ChildProcess:
                 os.kill(self.pid, sig)
 
     def begin_stop(self, sig: signal.Signals, timeout: float) -> None:
-        """Send *sig* to the whole tree now, and SIGKILL to it after *timeout*."""
-        self.signal_group(sig)
+        """Send *sig* now (to the whole tree, or in mixed kill mode to the leader alone),
+        and SIGKILL to the whole tree after *timeout*."""
+        send = self.signal_leader if self.kill_mode is KillMode.MIXED else self.signal_group
+        send(sig)
         if sig is not signal.SIGCONT:
             # A stopped process would never act on the signal.
-            self.signal_group(signal.SIGCONT)
+            send(signal.SIGCONT)
         if self._kill_timer is None:
             loop = asyncio.get_running_loop()
             self._kill_timer = loop.call_later(timeout, self.kill_all)
@@ -239,12 +245,16 @@ class ChildProcess:
         """After the leader exits: make sure its tree is gone too, and its output read.
 
         Stragglers (grandchildren the leader left behind) get the same treatment as a
-        stop: *stop_signal*, then SIGKILL after *stop_timeout*.
+        stop: *stop_signal*, then SIGKILL after *stop_timeout*; in mixed kill mode,
+        SIGKILL at once.
         """
         returncode = await self.wait()
         self.exec_error = await self.execed()
         if self.group_alive():
-            self.begin_stop(stop_signal, stop_timeout)
+            if self.kill_mode is KillMode.MIXED:
+                self.kill_all()
+            else:
+                self.begin_stop(stop_signal, stop_timeout)
             while self.group_alive():
                 await asyncio.sleep(GROUP_POLL_INTERVAL)
         if self._kill_timer is not None:

@@ -284,7 +284,7 @@ class JobRunner:
         if config.watchdog is not None:
             env["WATCHDOG_USEC"] = str(round(config.watchdog * 1_000_000))
             pid_env = ("WATCHDOG_PID",)
-        spec = replace(spec, env=env, pid_env=pid_env)
+        spec = replace(spec, env=env, pid_env=pid_env, kill_mode=config.kill_mode)
         if self.sockets is not None:
             newly = not self.sockets.bound
             spec = replace(spec, fds=self.sockets.fds(), fd_names=self.sockets.names())
