@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser(
         "logs", help="show jobs' recent output; several jobs interleaved in time order"
     )
-    logs.add_argument("jobs", nargs="+", metavar="JOB")
+    logs.add_argument("jobs", nargs="*", metavar="JOB", help="these jobs (default: every job)")
     logs.add_argument(
         "-n", "--lines", type=int, default=50, help="how many lines, of all together (default 50)"
     )
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-t",
         "--timestamps",
         action="store_true",
-        help="time and job name before each line (always so for several jobs)",
+        help="time and job name before each line (always so for several jobs, or all)",
     )
     events = commands.add_parser("events", help="show what happened: state changes, restarts, …")
     events.add_argument("jobs", nargs="*", metavar="JOB", help="only these jobs' events")
@@ -144,7 +144,11 @@ def _run(
 ) -> int:
     if args.command == "logs":
         names = list(dict.fromkeys(args.jobs))
-        return _logs(client, request, LogLines(names, args.timestamps or len(names) > 1, palette))
+        stamped = args.timestamps or len(names) != 1
+        if not names:  # the daemon sends every job's lines; their names line the columns up
+            jobs = client.request(Request(Command.STATUS)).get("jobs", [])
+            names = [str(job["name"]) for job in jobs]
+        return _logs(client, request, LogLines(names, stamped, palette))
     if args.command == "metrics":
         return _logs(client, request, LogLines([], False, palette))
     if args.command == "events":

@@ -86,6 +86,9 @@ def test_several_jobs_come_interleaved_in_the_order_read_with_time_and_name(
     # -n counts the lines of all the named jobs together: the newest N of the interleaving.
     last = daemon.watchctl("logs", "web", "a", "-n", "2").stdout.splitlines()
     assert [unstamped(line) for line in last] == ["web | web-2", "a   | a-3"]
+    # No job named is every job.
+    assert daemon.watchctl("logs").stdout == result.stdout
+    assert daemon.watchctl("logs", "-n", "2").stdout.splitlines() == last
 
     # On the wire: each line with the time watchd read it, in order.
     client = ControlClient(daemon.socket)

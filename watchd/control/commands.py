@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from watchd.control.events import send_events
@@ -64,8 +65,8 @@ async def execute(daemon: Controlled, request: Request, reply: Reply) -> None:
                 await reply.send({"ok": True, "summary": daemon.summary()})
             else:
                 await reply.send(error_reply(f"config refused:\n{daemon.config_error}"))
-        case "logs":
-            await send_logs(daemon, request, reply)
+        case "logs":  # no job named: every job there is now
+            await send_logs(daemon, replace(request, jobs=request.jobs or tuple(known)), reply)
         case "events":
             await send_events(daemon.history, request, reply)
         case "metrics":

@@ -44,7 +44,7 @@ COMMANDS = frozenset(Command)
 STREAMING = frozenset({C.LOGS, C.EVENTS})
 # Commands that change something: only root and the control group may send them.
 MUTATING = frozenset({C.START, C.STOP, C.RESTART, C.RELOAD, C.HOLD, C.RELEASE})
-NEEDS_JOBS = frozenset({C.START, C.STOP, C.RESTART, C.LOGS})
+NEEDS_JOBS = frozenset({C.START, C.STOP, C.RESTART})
 
 
 class ProtocolError(ValueError):
