@@ -6,8 +6,8 @@ argument parsers, so that completion offers exactly the commands and options the
 
 writes OUTDIR/bash/{watchctl,watchd}, OUTDIR/zsh/{_watchctl,_watchd} and
 OUTDIR/fish/{watchctl,watchd}.fish. Job names are completed from the running daemon, with
-the words' own ``--socket`` if given: ``watchctl [--socket S] status --names``, which prints
-nothing when no daemon answers within a second.
+the words' own ``--socket`` if given (``--socket S`` or ``--socket=S``): ``watchctl
+[--socket S] status --names``, which prints nothing when no daemon answers within a second.
 """
 
 from __future__ import annotations
@@ -96,6 +96,11 @@ def _words(items: list[str] | tuple[str, ...]) -> str:
     return " ".join(items)
 
 
+def _long(names: list[str] | tuple[str, ...]) -> list[str]:
+    """The long ones: only they take their value after an ``=`` (``--socket=PATH``)."""
+    return [name for name in names if name.startswith("--")]
+
+
 # ---- bash ------------------------------------------------------------------------------
 
 
@@ -133,15 +138,25 @@ def bash(prog: Program) -> str:
     fi"""
     first_options = _words([name for option in prog.options for name in option.names])
     commands = _words([command.name for command in prog.commands])
+    # An option's value is the next word; bash makes "--opt=value" three: "--opt" "=" "value".
+    value = "((i++)); [[ ${COMP_WORDS[i]} == = ]] && ((i++))"
     before = ""
     if prog.socket:
-        before += f"            {socket}) socket=${{COMP_WORDS[i + 1]}}; ((i++)) ;;\n"
+        joined = "|".join(f"{name}=*" for name in _long(prog.socket))
+        before += f"            {joined}) socket=${{COMP_WORDS[i]#*=}} ;;\n"
+        before += f"            {socket}) {value}; socket=${{COMP_WORDS[i]}} ;;\n"
     if skip:
-        before += f"            {skip}) ((i++)) ;;\n"
+        before += f"            {skip}) {value} ;;\n"
     return f"""{HEADER.format(comment="#", shell="bash", prog=prog.name)}
 {fn}() {{
     local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD - 1]}}
     local command="" socket="" opts="" jobs=0 i
+    # Completing "--opt=" or "--opt=val": the value, as if it were a word of its own.
+    if [[ $cur == = ]]; then
+        cur=""
+    elif [[ $prev == = ]]; then
+        prev=${{COMP_WORDS[COMP_CWORD - 2]}}
+    fi
     # The command is the first word that is neither an option nor an option's value.
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${{COMP_WORDS[i]}} in
@@ -190,9 +205,11 @@ def _zsh_spec(option: Option) -> str:
         value = f":{option.metavar.lower()}:({' '.join(option.choices)})"
     elif option.value == "text":
         value = f":{option.metavar.lower()}: "
+    # "--name=": the value may follow in the same word after "=", or as the next word.
+    spelled = [f"{name}=" if value and name.startswith("--") else name for name in names]
     if len(names) == 1:
-        return f"'{names[0]}[{help_text}]{value}'"
-    return f"'({' '.join(names)})'{{{','.join(names)}}}'[{help_text}]{value}'"
+        return f"'{spelled[0]}[{help_text}]{value}'"
+    return f"'({' '.join(names)})'{{{','.join(spelled)}}}'[{help_text}]{value}'"
 
 
 def zsh(prog: Program) -> str:
@@ -305,6 +322,14 @@ def fish(prog: Program) -> str:
             "    for i in (seq (count $words))",
             f"        if contains -- $words[$i] {socket}; and set -q words[(math $i + 1)]",
             "            set socket --socket $words[(math $i + 1)]",
+            *(
+                line
+                for name in _long(prog.socket)
+                for line in (
+                    f"        else if string match -q -- '{name}=*' $words[$i]",
+                    f"            set socket --socket (string replace -- '{name}=' '' $words[$i])",
+                )
+            ),
             "        end",
             "    end",
             f"    command {prog.name} $socket status --names 2>/dev/null",

@@ -105,6 +105,14 @@ def test_bash_completes_the_running_daemons_job_names(scripts: Path, daemon: Dae
     assert bash_complete(scripts, "watchctl", "--color", "always", "-s", sock, "stop", "d") == [
         "db"
     ]
+    # --socket=PATH, as bash splits it ("--socket" "=" PATH), and whole (without "=" in
+    # COMP_WORDBREAKS).
+    assert bash_complete(scripts, "watchctl", "--socket", "=", sock, "stop", "w") == [
+        "web",
+        "worker",
+    ]
+    assert bash_complete(scripts, "watchctl", f"--socket={sock}", "stop", "w") == ["web", "worker"]
+    assert bash_complete(scripts, "watchctl", "--color", "=", "") == ["auto", "always", "never"]
     from_env = {**ENV, "WATCHD_SOCKET": sock}
     assert bash_complete(scripts, "watchctl", "events", "", env=from_env) == list(JOBS)
     # Option values: choices, files, or nothing to offer.
@@ -135,6 +143,7 @@ def test_bash_completes_files_after_the_options_that_take_one(
     prefix = str(tmp_path / "watchd.y")
     assert bash_complete(scripts, "watchd", "check", "-c", prefix) == [prefix + "aml"]
     assert bash_complete(scripts, "watchctl", "--socket", prefix) == [prefix + "aml"]
+    assert bash_complete(scripts, "watchctl", "--socket", "=", prefix) == [prefix + "aml"]
 
 
 def fish_complete(scripts: Path, line: str) -> list[str]:
@@ -163,6 +172,7 @@ def test_fish_offers_commands_options_and_the_daemons_job_names(
     assert fish_complete(scripts, "watchctl ") == sorted(subcommands(ctl.build_parser()))
     assert fish_complete(scripts, f"watchctl --socket {sock} restart ") == list(JOBS)
     assert fish_complete(scripts, f"watchctl -s {sock} logs -f w") == ["web", "worker"]
+    assert fish_complete(scripts, f"watchctl --socket={sock} stop w") == ["web", "worker"]
     assert set(fish_complete(scripts, "watchctl logs --")) == {
         name for name in options(subcommands(ctl.build_parser())["logs"]) if name.startswith("--")
     }
@@ -184,6 +194,8 @@ def test_zsh_offers_commands_and_the_daemons_job_names_on_tab(
         terminal.read_until(b"\nwatchctl restart\r\n")
         terminal.type(f"watchctl --socket {daemon.socket} restart wo\t\x01echo \n".encode())
         terminal.read_until(b" restart worker\r\n")
+        terminal.type(f"watchctl --socket={daemon.socket} stop wo\t\x01echo \n".encode())
+        terminal.read_until(b" stop worker\r\n")
         terminal.type(f"watchctl -s {daemon.socket} logs \t".encode())  # listed, all three
         screen = terminal.read_until(b"worker", since=len(terminal.screen))
         assert all(name.encode() in screen[-400:] for name in JOBS), screen[-400:]
