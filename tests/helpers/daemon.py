@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,26 @@ def running_daemon(directory: Path, main: dict[str, Any] | None = None) -> Itera
         if daemon.process is not None and daemon.process.poll() is None:
             daemon.stop()
         daemon._socket_dir.cleanup()
+
+
+@dataclass(frozen=True)
+class WatchedChild:
+    """Job ``web``: the test child, restarted on each change under ``src``."""
+
+    src: Path
+    record: Record
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        return {"command": child_command(self.record.path), "watch": {"paths": [str(self.src)]}}
+
+
+def start_watched_child(daemon: Daemon, directory: Path) -> WatchedChild:
+    """Start *daemon* with job ``web`` alone (*directory*/src, *directory*/web), and wait
+    for its child's first start."""
+    web = WatchedChild(directory / "src", Record(directory / "web"))
+    web.src.mkdir()
+    daemon.write_jobs("jobs.yaml", {"web": web.definition})
+    daemon.start()
+    web.record.wait_starts(1)
+    return web

@@ -43,6 +43,11 @@ class Load:
     def failures(self) -> int:
         return sum(self.errors.values())
 
+    def bodies(self) -> list[str]:
+        """Every distinct answer so far."""
+        with self._lock:
+            return list(self.served_by)
+
     def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()

@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.daemon import REPO, Daemon, Record, child_command, running_daemon
+from tests.helpers.daemon import (
+    REPO,
+    Daemon,
+    child_command,
+    running_daemon,
+    start_watched_child,
+)
 from tests.helpers.wait import DEFAULT_TIMEOUT, wait_until
 
 
@@ -48,20 +54,15 @@ def wait_event(daemon: Daemon, what: str, **fields: Any) -> list[dict[str, Any]]
 def test_a_scripted_sequence_is_told_in_order_with_seq_increasing_by_one(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    record = Record(tmp_path / "web")
-    web = {"command": child_command(record.path), "watch": {"paths": [str(src)]}}
-    daemon.write_jobs("jobs.yaml", {"web": web})
-    daemon.start()
-    record.wait_starts(1)
+    watched = start_watched_child(daemon, tmp_path)
+    src, record = watched.src, watched.record
     (src / "app.py").write_text("v2")
     record.wait_starts(2)
     assert daemon.watchctl("stop", "web").returncode == 0
     daemon.jobs_dir.joinpath("jobs.yaml").write_text("jobs: {web: {command: [true], bad: 1}}\n")
     wait_event(daemon, "the refused edit", kind="config", ok=False)
     other = {"command": child_command(tmp_path / "other")}
-    daemon.write_jobs("jobs.yaml", {"web": web, "other": other})
+    daemon.write_jobs("jobs.yaml", {"web": watched.definition, "other": other})
     seen = wait_event(daemon, "the accepted edit", kind="config", added=["other"])
     seen = wait_event(daemon, "the new job running", job="other", to="running")
 

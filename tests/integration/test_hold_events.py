@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.daemon import Daemon, Record, child_command, running_daemon
+from tests.helpers.daemon import Daemon, Record, child_command, running_daemon, start_watched_child
 from tests.helpers.wait import wait_until
 from tests.integration.test_developer_loop import GIT_ENV, make_repo, needs, ten_commits_on_a_branch
 from tests.integration.test_events import wait_event
@@ -38,13 +38,8 @@ def of(seen: list[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
 def test_a_hold_and_its_release_are_told_with_the_changes_acted_on(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    record = Record(tmp_path / "web")
-    web = {"command": child_command(record.path), "watch": {"paths": [str(src)]}}
-    daemon.write_jobs("jobs.yaml", {"web": web})
-    daemon.start()
-    record.wait_starts(1)
+    watched = start_watched_child(daemon, tmp_path)
+    src, record = watched.src, watched.record
     assert daemon.watchctl("hold", "web").returncode == 0
     for number in range(5):
         (src / f"deploy{number}.py").write_text("x\n")
@@ -189,13 +184,8 @@ def test_a_real_inotify_queue_overflow_is_an_event_and_counted(
     queued = int(MAX_QUEUED.read_text())
     if queued > 100_000:
         pytest.skip(f"fs.inotify.max_queued_events is {queued}: too many files to overflow it")
-    src = tmp_path / "src"
-    src.mkdir()
-    record = Record(tmp_path / "web")
-    web = {"command": child_command(record.path), "watch": {"paths": [str(src)]}}
-    daemon.write_jobs("jobs.yaml", {"web": web})
-    daemon.start()
-    record.wait_starts(1)
+    watched = start_watched_child(daemon, tmp_path)
+    src, record = watched.src, watched.record
     assert daemon.process is not None
     daemon.process.send_signal(signal.SIGSTOP)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.daemon import Daemon, Record, child_command, running_daemon
+from tests.helpers.daemon import Daemon, Record, child_command, running_daemon, start_watched_child
 from tests.helpers.wait import wait_until
 
 
@@ -66,15 +66,8 @@ def restarts(text: str, reason: str) -> float:
 def test_http_and_watchctl_serve_the_same_families_and_counters_move_by_one(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    record = Record(tmp_path / "web")
-    daemon.write_jobs(
-        "jobs.yaml",
-        {"web": {"command": child_command(record.path), "watch": {"paths": [str(src)]}}},
-    )
-    daemon.start()
-    record.wait_starts(1)
+    watched = start_watched_child(daemon, tmp_path)
+    src, record = watched.src, watched.record
     where = port(daemon)
     before = scrape(where)
     assert restarts(before, "manual") == 0 and restarts(before, "change") == 0

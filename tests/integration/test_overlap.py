@@ -10,7 +10,7 @@ from typing import Any
 from tests.helpers.daemon import Record, running_daemon
 from tests.helpers.load import Load, get
 from tests.helpers.wait import wait_until
-from tests.integration.test_gunicorn import gunicorn_job, write_app
+from tests.integration.test_gunicorn import gunicorn_job, wait_for_every_worker, write_app
 from tests.integration.test_sockets import (
     RESTARTS,
     port_of,
@@ -155,7 +155,7 @@ def test_gunicorn_unmodified_gets_ready_by_notify_and_overlaps_without_a_failure
         masters = [status["pid"]]
         port = port_of(daemon, "web")
         with Load(port, clients=4) as load:
-            wait_until(lambda: load.ok > 0, "a first answer")
+            wait_for_every_worker(load, masters[0])
             for version in range(1, GUNICORN_RESTARTS + 1):
                 write_app(app_dir, version)
                 masters.append(
@@ -164,9 +164,7 @@ def test_gunicorn_unmodified_gets_ready_by_notify_and_overlaps_without_a_failure
                         "the new master to take over",
                     )
                 )
-                wait_until(
-                    lambda: load.served_by[str(masters[-1])] > 0, "an answer from the new master"
-                )
+                wait_for_every_worker(load, masters[-1])
         assert load.failures == 0, load.first_errors
         assert daemon.job("web")["restarts"] == GUNICORN_RESTARTS
         assert f"stopping the old child, pid {masters[-2]}" in daemon.log()
