@@ -21,6 +21,8 @@ from bench import peers, report, targets
 from bench.django_reload import DjangoSizes
 from bench.django_reload import reloaders as django_reloaders
 from bench.downtime import subjects as downtime_subjects
+from bench.gunicorn_restart import GunicornSizes
+from bench.gunicorn_restart import subjects as gunicorn_subjects
 from bench.records import Record
 from bench.tools import Tool, Watchd
 from bench.tools import peers as peer_tools
@@ -145,6 +147,8 @@ def _producer(
             return workload(bench, tools, python if peers_chosen else None)
         if name == "downtime":
             return workload(bench, downtime_subjects(python, wanted))
+        if name == "gunicorn":
+            return workload(bench, gunicorn_subjects(python, wanted))
         if name == "django_reload":
             return workload(bench, django_reloaders(python, wanted))
         if name == "observe":
@@ -324,6 +328,21 @@ def _notes(sizes: Sizes) -> dict[str, str]:
             " one peer with an event stream (event listeners), idles with and without a"
             " listener subscribed to PROCESS_STATE and TICK_5; no other peer has events or"
             " metrics."
+        ),
+        "gunicorn": (
+            "gunicorn (the release installed beside watchd, for every tool) with"
+            f" {GunicornSizes().workers} sync workers and a small WSGI app that answers"
+            " `MASTERPID WORKERPID`, under `bench/loadgen.py`'s clients, restarted again and"
+            " again, each time once every worker of the new master has answered (a worker"
+            " still booting loses a SIGTERM, whoever sends it). `--graceful-timeout` is set"
+            " small, so that a restart held up by a worker that missed its master's SIGTERM"
+            " shows as one longer than it. watchd's rows hold the socket (`sockets`) and"
+            " restart stop-first on a saved file, signalling the whole job (`kill_mode:"
+            " group`, the default) or the master alone (`kill_mode: mixed`, as gunicorn's own"
+            " systemd unit). *failed*: every request without its 200 (refused, reset, an"
+            " empty answer: *closed*, timed out after 10 s); *trigger → new master's first"
+            " answer*: from the save or `supervisorctl restart` to the first answer of a"
+            " worker booted by the new master."
         ),
         "scale": (
             f"{sizes.scale_files:,} files, 20 to a directory; watchd and watchfiles one after"

@@ -311,6 +311,50 @@ def downtime(results: list[Result]) -> list[str]:
     )
 
 
+def gunicorn(results: list[Result]) -> list[str]:
+    rows = sorted(
+        (r for r in results if r["workload"] == "gunicorn"), key=lambda r: _rank(r["tool"])
+    )
+
+    def restarts(r: Result) -> str:
+        done = [v for v in r["restart_ms"] if v is not None]
+        if not done:
+            return "–"
+        text = " / ".join(_ms(quantile(done, q)) for q in (0.5, 0.9, 1.0))
+        return text + (f" ({r['missed']} missed)" if r["missed"] else "")
+
+    def failures(r: Result) -> str:
+        return ", ".join(f"{n:,} {kind}" for kind, n in sorted(r["failures"].items())) or "–"
+
+    return _table(
+        [
+            "tool",
+            "restarted by",
+            "restarts",
+            "clients",
+            "requests",
+            "failed",
+            "how they failed",
+            "trigger → new master's first answer p50 / p90 / max (ms)",
+            "restarts longer than the graceful timeout",
+        ],
+        [
+            [
+                r["tool"],
+                r["how"],
+                str(r["restarts"]),
+                str(r["concurrency"]),
+                f"{r['requests']:,}",
+                f"{r['failed']:,}",
+                failures(r),
+                restarts(r),
+                f"{r['over_graceful_timeout']}/{r['restarts']} (over {r['graceful_timeout_s']} s)",
+            ]
+            for r in rows
+        ],
+    )
+
+
 def django_reload(results: list[Result]) -> list[str]:
     rows = [r for r in results if r["workload"] == "django_reload"]
     by_tool: dict[str, dict[str, Result]] = defaultdict(dict)
@@ -468,6 +512,7 @@ SECTIONS: list[tuple[str, str, Callable[[list[Result]], list[str]]]] = [
     ("django_reload", "9. Django: runserver's reloaders on a 200-module project", django_reload),
     ("scale", "10. A million files: memory and readiness", scale),
     ("observe", "11. Seeing what it does: the cost of the event history and metrics", observe),
+    ("gunicorn", "12. gunicorn restarted under load: who gets the stop signal", gunicorn),
 ]
 
 

@@ -20,6 +20,9 @@ from bench.django_reload import QUICK_DJANGO, DjangoSizes, Reloader
 from bench.django_reload import django_reload as django_reload_of
 from bench.downtime import QUICK_DOWNTIME, DowntimeSizes, Subject
 from bench.downtime import downtime as downtime_of
+from bench.gunicorn_restart import QUICK_GUNICORN, GunicornSizes
+from bench.gunicorn_restart import Subject as GunicornSubject
+from bench.gunicorn_restart import gunicorn as gunicorn_of
 from bench.observe import QUICK_OBSERVE, ObserveSizes
 from bench.observe import observe as observe_of
 from bench.procs import (
@@ -423,6 +426,10 @@ def downtime(bench: Bench, chosen: list[Subject]) -> Iterator[Result]:
     return downtime_of(bench.workdir, QUICK_DOWNTIME if bench.quick else DowntimeSizes(), chosen)
 
 
+def gunicorn(bench: Bench, chosen: list[GunicornSubject]) -> Iterator[Result]:
+    return gunicorn_of(bench.workdir, QUICK_GUNICORN if bench.quick else GunicornSizes(), chosen)
+
+
 def django_reload(bench: Bench, chosen: list[Reloader]) -> Iterator[Result]:
     return django_reload_of(bench.workdir, QUICK_DJANGO if bench.quick else DjangoSizes(), chosen)
 
@@ -492,6 +499,7 @@ WORKLOADS: dict[str, Callable[..., Iterator[Result]]] = {
     "many_jobs": many_jobs,
     "hot_reload": hot_reload,
     "downtime": downtime,
+    "gunicorn": gunicorn,
     "django_reload": django_reload,
     "scale": scale,
     "observe": observe,

@@ -32,6 +32,14 @@ FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "hot_reload": {"save_to_new_child_ms": NUMBER, "untouched_jobs_kept_pids": (bool,)},
     "downtime": {"tool": (str,), "requests": (int,), "failed": (int,), "failures": (dict,)},
     "django_reload": {"tool": (str,), "measure": (str,), "modules": (int,)},
+    "gunicorn": {
+        "tool": (str,),
+        "requests": (int,),
+        "failed": (int,),
+        "failures": (dict,),
+        "restart_ms": (list,),
+        "over_graceful_timeout": (int,),
+    },
     "scale": {"tool": (str,), "directories": (int,), "peak_rss_mb": NUMBER, "rss_mb": NUMBER},
     "observe": {"tool": (str,), "measure": (str,)},
 }
@@ -106,6 +114,7 @@ def test_quick_run_of_watchd_writes_every_workload(tmp_path: Path) -> None:
         "Downtime",
         "Django",
         "A million files",
+        "gunicorn restarted under load",
         "cost of the event history and metrics",
         "Targets",
     ):
@@ -117,6 +126,13 @@ def test_quick_run_of_watchd_writes_every_workload(tmp_path: Path) -> None:
     assert all(r["new_child_ms"] is not None for r in observed if r["measure"] == "restart")
     # The history recorded the writes: each is an event for each job watching.
     assert all(int(str(r["recorded"])) > 0 for r in observed if r["measure"] == "history")
+    # gunicorn was restarted under both kill modes: each new master answered.
+    restarted = {r["tool"]: r["restart_ms"] for r in records if r["workload"] == "gunicorn"}
+    assert set(restarted) == {
+        "watchd (kill_mode: group, held socket)",
+        "watchd (kill_mode: mixed, held socket)",
+    }
+    assert all(isinstance(ms, list) and ms and None not in ms for ms in restarted.values())
 
 
 @pytest.mark.timeout(600)
