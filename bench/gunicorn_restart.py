@@ -53,7 +53,7 @@ def application(environ, start_response):
 
 @dataclass(frozen=True)
 class GunicornSizes:
-    restarts: int = 20
+    restarts: int = 50
     concurrency: int = 10
     workers: int = 2
     graceful_timeout: int = 5  # gunicorn's --graceful-timeout, small so that a stuck one shows
