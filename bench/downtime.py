@@ -95,17 +95,23 @@ class WatchdServer(Subject):
             job["sockets"] = [{"tcp": f"127.0.0.1:{port}"}]
         if self.overlap:
             job.update(restart_mode="overlap", ready="notify")
-        tool = Watchd()
-        (workdir / "jobs.d").mkdir()
-        main = tool.write_config(workdir, {})
-        (workdir / "jobs.d" / "bench.yaml").write_text(yaml.safe_dump({"jobs": {"web": job}}))
-        notify = NotifySocket(socket_dir(workdir) / "notify.sock")
-        launched = Launched(tool.daemon_argv(main), tool.env(workdir), workdir, workdir / "log")
-        if notify.wait_ready(START_TIMEOUT) is None:
-            launched.stop()
-            notify.close()
-            raise RuntimeError(f"{self.name}: not ready; see {launched.log}")
-        return Served(launched, saver(app / "app.py"), notify.close)
+        return watchd_served(workdir, job, saver(app / "app.py"), self.name)
+
+
+def watchd_served(
+    workdir: Path, job: dict[str, Any], restart: Callable[[], None], name: str
+) -> Served:
+    """watchd running *job* as its job `web`, once it has said READY=1."""
+    tool = Watchd()
+    main = tool.write_config(workdir, {})
+    (workdir / "jobs.d" / "bench.yaml").write_text(yaml.safe_dump({"jobs": {"web": job}}))
+    notify = NotifySocket(socket_dir(workdir) / "notify.sock")
+    launched = Launched(tool.daemon_argv(main), tool.env(workdir), workdir, workdir / "log")
+    if notify.wait_ready(START_TIMEOUT) is None:
+        launched.stop()
+        notify.close()
+        raise RuntimeError(f"{name}: not ready; see {launched.log}")
+    return Served(launched, restart, notify.close)
 
 
 class WatchdReloadServer(Subject):
@@ -135,7 +141,7 @@ class HupperServer(Subject):
         _, _, *arguments = server_argv(str(self.python), record, port, delay)
         hupper = str(self.python.parent / "hupper")
         argv = [hupper, "-q", "-w", str(app / "app.py"), "-m", "server", *arguments]
-        launched = Launched(argv, _env(HERE), workdir, workdir / "log")
+        launched = Launched(argv, script_env(HERE), workdir, workdir / "log")
         return Served(launched, saver(app / "app.py"))
 
 
@@ -179,7 +185,7 @@ class WatchmedoServer(Subject):
 
 
 def _watched(argv: list[str], workdir: Path, app: Path) -> Served:
-    launched = Launched(argv, _env(), workdir, workdir / "log")
+    launched = Launched(argv, script_env(), workdir, workdir / "log")
     return Served(launched, saver(app / "app.py"))
 
 
@@ -193,7 +199,7 @@ def saver(path: Path) -> Callable[[], None]:
     return save
 
 
-def _env(path: Path = REPO) -> dict[str, str]:
+def script_env(path: Path = REPO) -> dict[str, str]:
     return dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(path))
 
 
@@ -205,41 +211,47 @@ class SupervisordServer(Subject):
         self.python = python
 
     def serve(self, workdir: Path, record: Record, port: int, delay: float) -> Served:
-        workdir.mkdir(parents=True, exist_ok=True)
-        control = socket_dir(workdir) / "supervisor.sock"
-        conf = workdir / "supervisord.conf"
-        conf.write_text(
-            "[unix_http_server]\n"
-            f"file={control}\n"
-            "[supervisord]\n"
-            f"logfile={workdir / 'supervisord.log'}\n"
-            f"pidfile={workdir / 'supervisord.pid'}\n"
-            "nodaemon=true\n"
-            "[rpcinterface:supervisor]\n"
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
-            "[supervisorctl]\n"
-            f"serverurl=unix://{control}\n"
-            "[program:web]\n"
-            f"command={' '.join(server_argv(str(self.python), record, port, delay))}\n"
-            "stopsignal=TERM\n"
-            "stopwaitsecs=10\n"
-            "autorestart=true\n"
-        )
-        bin_dir = self.python.parent
-        launched = Launched(
-            [str(bin_dir / "supervisord"), "-c", str(conf)], _env(), workdir, workdir / "log"
-        )
-        pending: list[subprocess.Popen[bytes]] = []
+        command = server_argv(str(self.python), record, port, delay)
+        return supervised(self.python.parent, workdir, command, stop_wait=10)
 
-        def restart() -> None:
-            ctl = [str(bin_dir / "supervisorctl"), "-c", str(conf), "restart", "web"]
-            pending.append(subprocess.Popen(ctl, stdout=subprocess.DEVNULL))
 
-        def cleanup() -> None:
-            for process in pending:
-                process.wait(30)
+def supervised(bin_dir: Path, workdir: Path, command: list[str], stop_wait: int) -> Served:
+    """supervisord (from *bin_dir*) running *command* as its program `web`, stopped with
+    SIGTERM (to that process alone) and restarted by `supervisorctl restart`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    control = socket_dir(workdir) / "supervisor.sock"
+    conf = workdir / "supervisord.conf"
+    conf.write_text(
+        "[unix_http_server]\n"
+        f"file={control}\n"
+        "[supervisord]\n"
+        f"logfile={workdir / 'supervisord.log'}\n"
+        f"pidfile={workdir / 'supervisord.pid'}\n"
+        "nodaemon=true\n"
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+        "[supervisorctl]\n"
+        f"serverurl=unix://{control}\n"
+        "[program:web]\n"
+        f"command={' '.join(command)}\n"
+        "stopsignal=TERM\n"
+        f"stopwaitsecs={stop_wait}\n"
+        "autorestart=true\n"
+    )
+    launched = Launched(
+        [str(bin_dir / "supervisord"), "-c", str(conf)], script_env(), workdir, workdir / "log"
+    )
+    pending: list[subprocess.Popen[bytes]] = []
 
-        return Served(launched, restart, cleanup)
+    def restart() -> None:
+        ctl = [str(bin_dir / "supervisorctl"), "-c", str(conf), "restart", "web"]
+        pending.append(subprocess.Popen(ctl, stdout=subprocess.DEVNULL))
+
+    def cleanup() -> None:
+        for process in pending:
+            process.wait(30)
+
+    return Served(launched, restart, cleanup)
 
 
 class CircusServer(Subject):
@@ -272,7 +284,9 @@ class CircusServer(Subject):
             f"port = {port}\n"
         )
         bin_dir = self.python.parent
-        launched = Launched([str(bin_dir / "circusd"), str(ini)], _env(), workdir, workdir / "log")
+        launched = Launched(
+            [str(bin_dir / "circusd"), str(ini)], script_env(), workdir, workdir / "log"
+        )
         pending: list[subprocess.Popen[bytes]] = []
 
         def restart() -> None:

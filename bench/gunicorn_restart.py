@@ -12,7 +12,6 @@ the answering worker and the worker: ``MASTERPID WORKERPID``."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import statistics
 import subprocess
 import sys
@@ -24,12 +23,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.downtime import Served, free_port
+from bench.downtime import Served, free_port, script_env, supervised, watchd_served
 from bench.loadgen import LoadGenerator, Sample
-from bench.procs import Launched, NotifySocket
-from bench.tools import REPO, Watchd, socket_dir
+from bench.procs import Launched
 
 Result = dict[str, Any]
 START_TIMEOUT = 90.0  # gunicorn's master and workers each import it: slow on a loaded machine
@@ -94,10 +90,6 @@ def saver(app: Path) -> Callable[[], None]:
     return lambda: write_app(app, next(count))
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(REPO))
-
-
 class Subject:
     name = ""
     how = ""  # how it restarts, as the report says
@@ -123,16 +115,7 @@ class WatchdGunicorn(Subject):
             "kill_mode": self.kill_mode,
             "sockets": [{"tcp": f"127.0.0.1:{port}"}],
         }
-        tool = Watchd()
-        main = tool.write_config(workdir, {})
-        (workdir / "jobs.d" / "bench.yaml").write_text(yaml.safe_dump({"jobs": {"web": job}}))
-        notify = NotifySocket(socket_dir(workdir) / "notify.sock")
-        launched = Launched(tool.daemon_argv(main), tool.env(workdir), workdir, workdir / "log")
-        if notify.wait_ready(START_TIMEOUT) is None:
-            launched.stop()
-            notify.close()
-            raise RuntimeError(f"{self.name}: not ready; see {launched.log}")
-        return Served(launched, saver(app), notify.close)
+        return watchd_served(workdir, job, saver(app), self.name)
 
 
 class SupervisordGunicorn(Subject):
@@ -143,41 +126,8 @@ class SupervisordGunicorn(Subject):
         self.python = python
 
     def serve(self, workdir: Path, app: Path, port: int, sizes: GunicornSizes) -> Served:
-        control = socket_dir(workdir) / "supervisor.sock"
-        conf = workdir / "supervisord.conf"
         command = gunicorn_argv(app, sizes, "--bind", f"127.0.0.1:{port}")
-        conf.write_text(
-            "[unix_http_server]\n"
-            f"file={control}\n"
-            "[supervisord]\n"
-            f"logfile={workdir / 'supervisord.log'}\n"
-            f"pidfile={workdir / 'supervisord.pid'}\n"
-            "nodaemon=true\n"
-            "[rpcinterface:supervisor]\n"
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
-            "[supervisorctl]\n"
-            f"serverurl=unix://{control}\n"
-            "[program:web]\n"
-            f"command={' '.join(command)}\n"
-            "stopsignal=TERM\n"
-            f"stopwaitsecs={sizes.graceful_timeout + 10}\n"
-            "autorestart=true\n"
-        )
-        bin_dir = self.python.parent
-        launched = Launched(
-            [str(bin_dir / "supervisord"), "-c", str(conf)], _env(), workdir, workdir / "log"
-        )
-        pending: list[subprocess.Popen[bytes]] = []
-
-        def restart() -> None:
-            ctl = [str(bin_dir / "supervisorctl"), "-c", str(conf), "restart", "web"]
-            pending.append(subprocess.Popen(ctl, stdout=subprocess.DEVNULL))
-
-        def cleanup() -> None:
-            for process in pending:
-                process.wait(30)
-
-        return Served(launched, restart, cleanup)
+        return supervised(self.python.parent, workdir, command, sizes.graceful_timeout + 10)
 
 
 class WatchfilesGunicorn(Subject):
@@ -191,7 +141,7 @@ class WatchfilesGunicorn(Subject):
         command = " ".join(gunicorn_argv(app, sizes, "--bind", f"127.0.0.1:{port}"))
         watchfiles = str(self.python.parent / "watchfiles")
         argv = [watchfiles, "--filter", "python", command, str(app)]
-        return Served(Launched(argv, _env(), workdir, workdir / "log"), saver(app))
+        return Served(Launched(argv, script_env(), workdir, workdir / "log"), saver(app))
 
 
 def subjects(python: Path | None, wanted: set[str]) -> list[Subject]:

@@ -264,6 +264,10 @@ def hot_reload(results: list[Result]) -> list[str]:
     )
 
 
+def _failures(r: Result) -> str:
+    return ", ".join(f"{n:,} {kind}" for kind, n in sorted(r["failures"].items())) or "–"
+
+
 def downtime(results: list[Result]) -> list[str]:
     rows = [r for r in results if r["workload"] == "downtime"]
     rows.sort(key=lambda r: _rank(r["tool"]))
@@ -276,9 +280,6 @@ def downtime(results: list[Result]) -> list[str]:
         if not done:
             return "–"
         return f"{_ms(statistics.median(done))} / {_ms(max(done))}"
-
-    def failures(r: Result) -> str:
-        return ", ".join(f"{n:,} {kind}" for kind, n in sorted(r["failures"].items())) or "–"
 
     return _table(
         [
@@ -301,7 +302,7 @@ def downtime(results: list[Result]) -> list[str]:
                 str(r["concurrency"]),
                 f"{r['requests']:,} ({r['requests_during_restarts']:,})",
                 f"{r['failed']:,}",
-                failures(r),
+                _failures(r),
                 latencies(r, "steady"),
                 latencies(r, "restart"),
                 restart_ms(r),
@@ -323,9 +324,6 @@ def gunicorn(results: list[Result]) -> list[str]:
         text = " / ".join(_ms(quantile(done, q)) for q in (0.5, 0.9, 1.0))
         return text + (f" ({r['missed']} missed)" if r["missed"] else "")
 
-    def failures(r: Result) -> str:
-        return ", ".join(f"{n:,} {kind}" for kind, n in sorted(r["failures"].items())) or "–"
-
     return _table(
         [
             "tool",
@@ -346,7 +344,7 @@ def gunicorn(results: list[Result]) -> list[str]:
                 str(r["concurrency"]),
                 f"{r['requests']:,}",
                 f"{r['failed']:,}",
-                failures(r),
+                _failures(r),
                 restarts(r),
                 f"{r['over_graceful_timeout']}/{r['restarts']} (over {r['graceful_timeout_s']} s)",
             ]
