@@ -50,9 +50,7 @@ def gunicorn_job(app_dir: Path, **settings: Any) -> dict[str, Any]:
         "watch": {"paths": [str(app_dir)], "include": ["*.py"]},
         "debounce": "20ms",
         "stop_timeout": "15s",
-        # As gunicorn's own systemd unit: its master stops its workers. Signalled with
-        # them, it may replace one that exits first, and that one can miss the SIGTERM.
-        "kill_mode": "mixed",
+        "kill_mode": "mixed",  # as gunicorn's own systemd unit: its master stops its workers
         **settings,
     }
 
