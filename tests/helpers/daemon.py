@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -110,9 +110,12 @@ class Daemon:
         except AssertionError as error:
             raise AssertionError(f"{error}\n--- watchd log ---\n{self.log()}") from None
 
+    def _watchctl_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "watchd.ctl", "--socket", str(self.socket), *args]
+
     def watchctl(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``watchctl --socket <ours> ARGS`` (as *user*, through setpriv, if given)."""
-        command = [sys.executable, "-m", "watchd.ctl", "--socket", str(self.socket), *args]
+        command = self._watchctl_argv(*args)
         if user is not None:
             gid = pwd.getpwnam(user).pw_gid  # "nobody"'s group is "nogroup" on Debian
             command = ["setpriv", f"--reuid={user}", f"--regid={gid}", "--clear-groups", *command]
@@ -124,6 +127,24 @@ class Daemon:
             timeout=60,
             env=dict(os.environ, PYTHONPATH=str(REPO)),
         )
+
+    @contextmanager
+    def following(self, *args: str) -> Iterator[IO[str]]:
+        """``watchctl --socket <ours> ARGS`` left running (``logs -f``): its output to read
+        line by line; on leaving, Ctrl-C, which must end it with exit status 0."""
+        with subprocess.Popen(
+            self._watchctl_argv(*args),
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        ) as follow:
+            try:
+                assert follow.stdout is not None
+                yield follow.stdout
+            finally:
+                follow.send_signal(signal.SIGINT)
+                status = follow.wait(30)
+        assert status == 0
 
     def status(self, *jobs: str) -> dict[str, Any]:
         result = self.watchctl("status", "--json", *jobs)

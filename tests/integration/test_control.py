@@ -143,20 +143,10 @@ def test_logs_last_lines_and_follow(daemon: Daemon, tmp_path: Path) -> None:
     daemon.start()
     record.wait_starts(1)
     wait_until(lambda: daemon.watchctl("logs", "web").stdout == "hello\n", "the first line")
-    with subprocess.Popen(
-        [*WATCHCTL, "--socket", str(daemon.socket), "logs", "web", "-n", "1", "-f"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    ) as follow:
-        try:
-            assert follow.stdout is not None
-            assert follow.stdout.readline() == "hello\n"
-            assert daemon.watchctl("restart", "web").returncode == 0
-            assert follow.stdout.readline() == "hello\n"  # the new child's line, live
-        finally:
-            follow.send_signal(signal.SIGINT)
-            follow.wait(30)
+    with daemon.following("logs", "web", "-n", "1", "-f") as follow:
+        assert follow.readline() == "hello\n"
+        assert daemon.watchctl("restart", "web").returncode == 0
+        assert follow.readline() == "hello\n"  # the new child's line, live
     last = daemon.watchctl("logs", "web", "-n", "1")
     assert (last.returncode, last.stdout, last.stderr) == (0, "hello\n", "")
     assert daemon.watchctl("logs", "web", "-n", "5").stdout == "hello\nhello\n"

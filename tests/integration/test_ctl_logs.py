@@ -3,10 +3,7 @@ in the order watchd read them, each with its time and job name."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -16,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.daemon import REPO, Daemon, running_daemon
+from tests.helpers.daemon import Daemon, running_daemon
 from tests.helpers.wait import wait_until
 from watchd.control.client import ControlClient
 from watchd.control.protocol import Command, Request
@@ -112,47 +109,25 @@ def test_one_job_prints_its_lines_as_they_are_unless_asked_for_timestamps(
 def test_follow_keeps_printing_every_named_jobs_new_lines(daemon: Daemon, tmp_path: Path) -> None:
     wait_until(lambda: daemon.watchctl("logs", "a").stdout == "a-1\n", "a's first line")
     wait_until(lambda: daemon.watchctl("logs", "web").stdout == "web-1\n", "web's first line")
-    command = [sys.executable, "-m", "watchd.ctl", "--socket", str(daemon.socket)]
-    with subprocess.Popen(
-        [*command, "logs", "a", "web", "-f"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    ) as follow:
-        try:
-            assert follow.stdout is not None
-            # The tail comes once the follower is listening: nothing can fall in between.
-            tail = {unstamped(follow.stdout.readline().rstrip("\n")) for _ in range(2)}
-            assert tail == {"a   | a-1", "web | web-1"}
-            (tmp_path / "web-go2").touch()
-            assert unstamped(follow.stdout.readline().rstrip("\n")) == "web | web-2"
-            (tmp_path / "a-go2").touch()
-            assert unstamped(follow.stdout.readline().rstrip("\n")) == "a   | a-2"
-        finally:
-            follow.send_signal(signal.SIGINT)
-            assert follow.wait(30) == 0
+    with daemon.following("logs", "a", "web", "-f") as follow:
+        # The tail comes once the follower is listening: nothing can fall in between.
+        tail = {unstamped(follow.readline().rstrip("\n")) for _ in range(2)}
+        assert tail == {"a   | a-1", "web | web-1"}
+        (tmp_path / "web-go2").touch()
+        assert unstamped(follow.readline().rstrip("\n")) == "web | web-2"
+        (tmp_path / "a-go2").touch()
+        assert unstamped(follow.readline().rstrip("\n")) == "a   | a-2"
 
 
 def test_a_job_whose_definition_changes_keeps_its_lines_and_its_followers(
     daemon: Daemon, tmp_path: Path
 ) -> None:
     wait_until(lambda: daemon.watchctl("logs", "a").stdout == "a-1\n", "a's first line")
-    command = [sys.executable, "-m", "watchd.ctl", "--socket", str(daemon.socket)]
-    with subprocess.Popen(
-        [*command, "logs", "a", "-f"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    ) as follow:
-        try:
-            assert follow.stdout is not None
-            assert follow.stdout.readline() == "a-1\n"
-            changed = {**talker("a", tmp_path), "env": {"CHANGED": "1"}}
-            daemon.write_jobs("jobs.yaml", {"a": changed, "web": talker("web", tmp_path)})
-            assert follow.stdout.readline() == "a-1\n"  # the new child's first line, live
-        finally:
-            follow.send_signal(signal.SIGINT)
-            assert follow.wait(30) == 0
+    with daemon.following("logs", "a", "-f") as follow:
+        assert follow.readline() == "a-1\n"
+        changed = {**talker("a", tmp_path), "env": {"CHANGED": "1"}}
+        daemon.write_jobs("jobs.yaml", {"a": changed, "web": talker("web", tmp_path)})
+        assert follow.readline() == "a-1\n"  # the new child's first line, live
     assert daemon.watchctl("logs", "a").stdout == "a-1\na-1\n"  # the old child's too
 
 
