@@ -75,9 +75,8 @@ class KillMode(StrEnum):
     """Who gets ``stop_signal``; SIGKILL after ``stop_timeout`` always goes to everything."""
 
     GROUP = "group"  # every process of the job (its cgroup, else its process group)
-    # The child alone; what it leaves once it has exited is killed. For programs that
-    # stop their own workers, such as gunicorn, whose master would replace a worker
-    # that the group's signal ended before the master acted on its own.
+    # The child alone; what it leaves once it has exited is killed. For programs whose
+    # master stops its own workers, such as gunicorn (its own unit says KillMode=mixed).
     MIXED = "mixed"
 
 
